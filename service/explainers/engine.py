@@ -1,0 +1,32 @@
+"""The one entry point callers use: checks the call, runs the method, leaves the model as it was."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import InvalidTarget
+from .base import ExplainContext, Explainer, Explanation, Params
+
+
+def explain(
+    explainer: Explainer,
+    model: nn.Module,
+    x: Tensor,
+    targets: Tensor | None,
+    params: Params,
+    ctx: ExplainContext,
+    num_classes: int | None = None,
+) -> Explanation:
+    """Explain rows of x (N, C, H, W); targets (N,) class indices, or None for each row's top class."""
+    if x.dim() != 4:
+        raise ValueError(f"x must be (N, C, H, W), got shape {tuple(x.shape)}")
+    if targets is not None:
+        targets = torch.as_tensor(targets, dtype=torch.long, device=x.device).reshape(-1)
+        if len(targets) != len(x):
+            raise InvalidTarget(f"{len(targets)} targets for {len(x)} images", field="target")
+        if num_classes is not None and len(targets) and (targets.min() < 0 or targets.max() >= num_classes):
+            raise InvalidTarget(f"target classes must be in [0, {num_classes})", field="target")
+    result = explainer.explain(model, x, targets, params, ctx)
+    result.attributions = result.attributions.detach()
+    return result

@@ -1,0 +1,82 @@
+"""Occlusion (Zeiler & Fergus 2014).
+
+Per pixel, the mean over the windows covering it of S(x) - S(x with the window set to the baseline).
+Windows start at multiples of the stride until one reaches the far edge (the last may be cut short), so
+every pixel is covered. Windows of several images share forward chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from .base import Capabilities, Cost, Explainer, Explanation, Params, chunks, forward_scores, score
+from .baselines import make_baseline
+
+
+class OcclusionParams(Params):
+    window: int = Field(16, ge=1, le=4096, description="Side of the square window, in input pixels.")
+    stride: int = Field(8, ge=1, le=4096, description="Step between window starts, in input pixels.")
+    baseline: Literal["zero", "black", "blur", "mean"] = Field(
+        "zero",
+        description="What fills the window: zero in model-input space, black pixels, the blurred "
+        "input, or the image's mean colour.",
+    )
+    blur_sigma: float = Field(5.0, gt=0.0, le=100.0, description="Sigma in pixels of the blur baseline.")
+
+
+def window_starts(size: int, window: int, stride: int) -> list[int]:
+    return [i * stride for i in range(math.ceil(max(size - window, 0) / stride) + 1)]
+
+
+def window_masks(height: int, width: int, params: OcclusionParams, device: torch.device) -> Tensor:
+    """(n_windows, H, W) boolean masks, row-major over window positions."""
+
+    def spans(size: int) -> Tensor:
+        starts = torch.tensor(window_starts(size, params.window, params.stride), device=device)
+        pos = torch.arange(size, device=device)
+        return (pos >= starts[:, None]) & (pos < starts[:, None] + params.window)
+
+    rows, cols = spans(height), spans(width)
+    return (rows[:, None, :, None] & cols[None, :, None, :]).flatten(0, 1)
+
+
+class Occlusion(Explainer):
+    name = "occlusion"
+    description = "Drop in the target score when a sliding window is replaced by a baseline (forward only)."
+    params_model = OcclusionParams
+    capabilities = Capabilities(
+        needs_gradients=False,
+        uses_layer=False,
+        convergence_delta=False,
+        multiplies_by_inputs=False,
+        output="pixel",
+    )
+
+    def cost(self, params, input_size) -> Cost:
+        h, w = input_size
+        n = len(window_starts(h, params.window, params.stride)) * len(
+            window_starts(w, params.window, params.stride)
+        )
+        return Cost(forward=n + 1, backward=0, driver="stride")
+
+    def explain(self, model, x, targets, params, ctx) -> Explanation:
+        logits, resolved, score_x = forward_scores(model, x, targets, ctx)
+        baseline = make_baseline(params.baseline, x, ctx.pixel_space, params.blur_sigma)
+        masks = window_masks(x.shape[2], x.shape[3], params, x.device)
+        k = len(masks)
+        total = torch.zeros((len(x), *x.shape[2:]), dtype=x.dtype, device=x.device)
+        with torch.inference_mode():
+            for start, stop in chunks(len(x) * k, ctx.chunk_size):
+                rows = torch.arange(start, stop, device=x.device)
+                images, m = rows // k, masks[rows % k]
+                occluded = torch.where(m[:, None], baseline[images], x[images])
+                drop = score_x[images] - score(model(occluded), resolved[images], ctx.objective)
+                total.index_add_(0, images, drop.view(-1, 1, 1) * m)
+        coverage = masks.sum(dim=0).to(x.dtype)
+        per_pixel = (total / coverage).clone()
+        return Explanation(per_pixel[:, None].expand_as(x).clone(), logits, resolved)

@@ -1,0 +1,69 @@
+"""The method registry: names -> explainers, and parsing of a client's method spec."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import InvalidParameter, UnknownMethod
+from .base import Explainer, Params
+from .gradcam import GradCam
+from .gradcam_pp import GradCamPlusPlus
+from .gradient import Gradient
+from .input_x_gradient import InputXGradient
+from .integrated_gradients import IntegratedGradients
+from .occlusion import Occlusion
+from .smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
+
+DEFAULT_EXPLAINERS: tuple[type[Explainer], ...] = (
+    Gradient,
+    InputXGradient,
+    SmoothGrad,
+    SmoothGradSquared,
+    VarGrad,
+    IntegratedGradients,
+    GradCam,
+    GradCamPlusPlus,
+    Occlusion,
+)
+
+
+class Registry:
+    def __init__(self, explainers: Iterable[Explainer]):
+        self._by_name = {e.name: e for e in explainers}
+
+    def __iter__(self):
+        return iter(self._by_name.values())
+
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def get(self, name: str) -> Explainer:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownMethod(
+                f"unknown method {name!r}; available: {', '.join(self._by_name)}", field="method.name"
+            ) from None
+
+    def parse(self, spec: str | Mapping[str, Any]) -> tuple[Explainer, Params]:
+        """A method name, or {"name": ..., **params}, into the explainer and its validated parameters."""
+        if isinstance(spec, str):
+            spec = {"name": spec}
+        fields = dict(spec)
+        name = fields.pop("name", None)
+        if not isinstance(name, str):
+            raise InvalidParameter("method needs a 'name' string", field="method.name")
+        explainer = self.get(name)
+        try:
+            return explainer, explainer.params_model.model_validate(fields)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidParameter(f"{name}: {where}: {first['msg']}", field=f"method.{where}") from None
+
+
+def default_registry() -> Registry:
+    return Registry(cls() for cls in DEFAULT_EXPLAINERS)
