@@ -19,13 +19,16 @@ STD = (0.25, 0.25, 0.25)
 WATERMARK_SIZE = 10
 WATERMARK_TOP_LEFT = (82, 82)  # (row, col): 4 px from the bottom and right edges
 
-# Circumradius range of the shapes in pixels.
-_MIN_RADIUS, _MAX_RADIUS = 12.0, 28.0
+# Size range of the shapes (pixels), scaled per class so that all classes have the same mean area and
+# size does not give the class away.
+_MIN_SIZE, _MAX_SIZE = 11.0, 25.0
+_RADIUS_SCALE = {"circle": 0.71, "square": 0.89, "triangle": 1.11, "star": 1.10}
 # Shapes keep this far (beyond their circumradius) from the image edges and from the watermark box.
 _MARGIN = 2.0
 # Least RGB distance between the shape's colour and any colour of its background.
 _MIN_CONTRAST = 90.0
-_PIXEL_NOISE = 6.0
+_PIXEL_NOISE = 10.0  # half-width of the uniform pixel noise
+_CHUNK = 256
 
 
 @dataclass
@@ -72,31 +75,43 @@ def generate(
         raise ValueError(f"watermark_class must be in [0, {len(CLASSES)}), got {watermark_class}")
     if not 0.0 <= watermark_prob <= 1.0:
         raise ValueError(f"watermark_prob must be in [0, 1], got {watermark_prob}")
-    # Independent streams, so that the watermark draws cannot shift the shapes or backgrounds.
-    shape_rng, background_rng, watermark_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
-    )
+    images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    labels = np.empty(n, dtype=np.int64)
+    masks = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
+    stamped = np.empty(n, dtype=bool)
+    # Chunks keep the per-pixel float work in cache; each has its own seed, so a chunk does not depend on n.
+    starts = range(0, n, _CHUNK)
+    for start, chunk_seed in zip(starts, np.random.SeedSequence(seed).spawn(len(starts)), strict=True):
+        part = slice(start, min(start + _CHUNK, n))
+        # Independent streams, so that the watermark draws cannot shift the shapes or backgrounds.
+        shape_rng, background_rng, watermark_rng = (np.random.default_rng(s) for s in chunk_seed.spawn(3))
+        images[part], labels[part], masks[part] = _clean_chunk(part.stop - part.start, shape_rng, background_rng)
+        stamped[part] = watermark_rng.random(part.stop - part.start) < watermark_prob
 
-    labels = shape_rng.integers(0, len(CLASSES), size=n).astype(np.int64)
+    if watermark_class is None:
+        stamped[:] = False
+    else:
+        stamped &= labels == watermark_class
+    stamped |= watermark_all
+    r, c = WATERMARK_TOP_LEFT
+    images[stamped, r : r + WATERMARK_SIZE, c : c + WATERMARK_SIZE] = WATERMARK
+    watermarks = stamped[:, None, None] & watermark_region()
+    return Samples(images=images, labels=labels, masks=masks, watermarks=watermarks)
+
+
+def _clean_chunk(
+    n: int, shape_rng: np.random.Generator, background_rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    labels = shape_rng.integers(0, len(CLASSES), size=n)
     masks = _draw_masks(labels, shape_rng)
     low, high = background_rng.uniform(0, 255, size=(2, n, 3))
     colours = _contrasting_colours(low, high, shape_rng)
     images = _backgrounds(low, high, background_rng)
     images = np.where(masks[..., None], colours[:, None, None, :], images)
-    images += background_rng.normal(0.0, _PIXEL_NOISE, size=images.shape).astype(np.float32)
-    images = np.clip(np.rint(images), 0, 255).astype(np.uint8)
-
-    stamped = watermark_rng.random(n) < watermark_prob
-    if watermark_class is None:
-        stamped[:] = False
-    else:
-        stamped &= labels == watermark_class
-    if watermark_all:
-        stamped[:] = True
-    r, c = WATERMARK_TOP_LEFT
-    images[stamped, r : r + WATERMARK_SIZE, c : c + WATERMARK_SIZE] = WATERMARK
-    watermarks = stamped[:, None, None] & watermark_region()
-    return Samples(images=images, labels=labels, masks=masks, watermarks=watermarks)
+    # Uniform noise: as good as Gaussian here and several times cheaper to draw.
+    noise = background_rng.random(images.shape, dtype=np.float32)
+    images += (2 * _PIXEL_NOISE) * noise - _PIXEL_NOISE
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8), labels, masks
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -158,7 +173,8 @@ def _distance_to_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndar
 
 def _draw_masks(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     n = len(labels)
-    radius = rng.uniform(_MIN_RADIUS, _MAX_RADIUS, size=n)
+    scale = np.array([_RADIUS_SCALE[name] for name in CLASSES])[labels]
+    radius = scale * rng.uniform(_MIN_SIZE, _MAX_SIZE, size=n)  # the circumradius
     centres = _centres(radius, rng)
     rotation = rng.uniform(0, 2 * np.pi, size=n)
     masks = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
@@ -167,9 +183,7 @@ def _draw_masks(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         draw = ImageDraw.Draw(canvas)
         (cy, cx), r = centres[i], radius[i]
         if CLASSES[labels[i]] == "circle":
-            # A smaller radius keeps the circle's area within the range of the polygons' areas.
-            rc = 0.85 * r
-            draw.ellipse((cx - rc, cy - rc, cx + rc, cy + rc), fill=1)
+            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=1)
         else:
             draw.polygon(_polygon(CLASSES[labels[i]], cx, cy, r, rotation[i]), fill=1)
         masks[i] = np.asarray(canvas, dtype=bool)
@@ -185,9 +199,7 @@ def _polygon(name: str, cx: float, cy: float, r: float, rotation: float) -> list
         corners = {"square": 4, "triangle": 3}[name]
         angles = rotation + np.arange(corners) * 2 * np.pi / corners
         radii = np.full(corners, r)
-    return list(
-        zip((cx + radii * np.cos(angles)).tolist(), (cy + radii * np.sin(angles)).tolist(), strict=True)
-    )
+    return list(zip((cx + radii * np.cos(angles)).tolist(), (cy + radii * np.sin(angles)).tolist(), strict=True))
 
 
 def _centres(radius: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -93,7 +93,7 @@ class Explainer(ABC):
     def explain(
         self, model: nn.Module, x: Tensor, targets: Tensor | None, params: Params, ctx: ExplainContext
     ) -> Explanation:
-        """targets=None explains each row's predicted (top) class."""
+        """targets=None (or a negative entry) explains the row's predicted (top) class."""
 
 
 def chunks(n_rows: int, size: int) -> Iterator[tuple[int, int]]:
@@ -111,7 +111,11 @@ def score(logits: Tensor, targets: Tensor, objective: Objective) -> Tensor:
 
 
 def resolve(logits: Tensor, targets: Tensor | None) -> Tensor:
-    return logits.argmax(dim=1) if targets is None else targets
+    """The class each row explains: its given target, or its top class where the target is None or < 0."""
+    if targets is None:
+        return logits.argmax(dim=1)
+    # Negative entries let one batch mix "predicted" rows with explicit ones (requests batched together).
+    return torch.where(targets < 0, logits.argmax(dim=1), targets)
 
 
 def input_gradients(

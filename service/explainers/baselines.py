@@ -13,9 +13,7 @@ from .base import PixelSpace
 Baseline = Literal["black", "zero", "blur", "uniform", "mean"]
 
 
-def make_baseline(
-    kind: Baseline, x: Tensor, pixel_space: PixelSpace, blur_sigma: float = 5.0, seed: int = 0
-) -> Tensor:
+def make_baseline(kind: Baseline, x: Tensor, pixel_space: PixelSpace, blur_sigma: float = 5.0, seed: int = 0) -> Tensor:
     """A baseline with the shape of x (N, C, H, W), in model-input space."""
     if kind == "zero":
         return torch.zeros_like(x)

@@ -18,14 +18,14 @@ def explain(
     ctx: ExplainContext,
     num_classes: int | None = None,
 ) -> Explanation:
-    """Explain rows of x (N, C, H, W); targets (N,) class indices, or None for each row's top class."""
+    """Explain rows of x (N, C, H, W); targets (N,) class indices, -1 (or None for all) for the top class."""
     if x.dim() != 4:
         raise ValueError(f"x must be (N, C, H, W), got shape {tuple(x.shape)}")
     if targets is not None:
         targets = torch.as_tensor(targets, dtype=torch.long, device=x.device).reshape(-1)
         if len(targets) != len(x):
             raise InvalidTarget(f"{len(targets)} targets for {len(x)} images", field="target")
-        if num_classes is not None and len(targets) and (targets.min() < 0 or targets.max() >= num_classes):
+        if num_classes is not None and len(targets) and targets.max() >= num_classes:
             raise InvalidTarget(f"target classes must be in [0, {num_classes})", field="target")
     result = explainer.explain(model, x, targets, params, ctx)
     result.attributions = result.attributions.detach()

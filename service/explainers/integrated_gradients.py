@@ -70,9 +70,7 @@ class IntegratedGradients(Explainer):
         # The prediction and S(x) first: the baseline is scored on the image's class, not its own top class.
         logits, resolved, score_x = forward_scores(model, x, targets, ctx)
         _, _, score_b = forward_scores(model, baseline, resolved, ctx)
-        alphas, weights = (
-            torch.tensor(v, dtype=x.dtype, device=x.device) for v in quadrature(params.rule, k)
-        )
+        alphas, weights = (torch.tensor(v, dtype=x.dtype, device=x.device) for v in quadrature(params.rule, k))
         delta_x = x - baseline
         total = torch.zeros_like(x)
 

@@ -59,9 +59,7 @@ class Occlusion(Explainer):
 
     def cost(self, params, input_size) -> Cost:
         h, w = input_size
-        n = len(window_starts(h, params.window, params.stride)) * len(
-            window_starts(w, params.window, params.stride)
-        )
+        n = len(window_starts(h, params.window, params.stride)) * len(window_starts(w, params.window, params.stride))
         return Cost(forward=n + 1, backward=0, driver="stride")
 
     def explain(self, model, x, targets, params, ctx) -> Explanation:

@@ -27,9 +27,7 @@ from .base import (
 
 class SmoothGradParams(Params):
     samples: int = Field(25, ge=1, le=4096, description="Noisy copies per image (one forward+backward each).")
-    noise: float = Field(
-        0.15, ge=0.0, le=1.0, description="Noise std as a fraction of the image's value range."
-    )
+    noise: float = Field(0.15, ge=0.0, le=1.0, description="Noise std as a fraction of the image's value range.")
     seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Makes the noise reproducible.")
 
 
@@ -81,9 +79,7 @@ class SmoothGrad(Explainer):
 
         accumulate_gradients(model, n * k, make_rows, ctx, consume)
         mean, mean_sq = total / k, total_sq / k
-        result = {"mean": mean, "mean_sq": mean_sq, "var": (mean_sq - mean * mean).clamp_min(0)}[
-            self.statistic
-        ]
+        result = {"mean": mean, "mean_sq": mean_sq, "var": (mean_sq - mean * mean).clamp_min(0)}[self.statistic]
         seed_diag = torch.tensor(seeds, dtype=torch.int64)
         return Explanation(result.to(x.dtype), logits, resolved, {"seed": seed_diag})
 

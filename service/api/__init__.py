@@ -1,0 +1,1 @@
+"""Thin HTTP routers: validate, call the inference layer, return a typed schema."""

@@ -1,0 +1,30 @@
+"""The explanation methods, their capabilities and parameter schemas."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter
+
+from ..schemas import MethodInfo
+from .deps import ServicesDep
+
+router = APIRouter(prefix="/v1/methods", tags=["methods"])
+
+
+@router.get("")
+def list_methods(services: ServicesDep) -> list[MethodInfo]:
+    """Every method with its description, capabilities and the JSON schema of its parameters."""
+    out = []
+    for explainer in services.registry:
+        cost = explainer.cost(explainer.params_model(), (224, 224))
+        out.append(
+            MethodInfo(
+                name=explainer.name,
+                description=explainer.description,
+                capabilities=asdict(explainer.capabilities),
+                passes_per_image={"forward": cost.forward, "backward": cost.backward},
+                parameters=explainer.params_model.model_json_schema(),
+            )
+        )
+    return out

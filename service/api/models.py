@@ -1,0 +1,42 @@
+"""The models this server is configured with, and their state."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ..inference import Services
+from ..schemas import ErrorBody, ModelInfo
+from .deps import ServicesDep
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+def model_info(services: Services, name: str) -> ModelInfo:
+    spec = services.pool.spec(name)
+    state, reason = services.pool.state(name)
+    loaded = services.pool.peek(name)
+    return ModelInfo(
+        name=name,
+        architecture=spec.architecture,
+        input_size=spec.input_size,
+        num_classes=spec.num_classes,
+        labels=spec.labels is not None,
+        device=str(services.pool.device),
+        state=state,
+        reason=reason,
+        default_layer=loaded.default_layer if loaded else spec.target_layer,
+        layers=[n for n, _ in loaded.layers] if loaded else None,
+        weights=spec.weights is not None,
+    )
+
+
+@router.get("")
+def list_models(services: ServicesDep) -> list[ModelInfo]:
+    """Every configured model with its state."""
+    return [model_info(services, name) for name in services.pool.specs]
+
+
+@router.get("/{name}", responses={404: {"model": ErrorBody}})
+def get_model(name: str, services: ServicesDep) -> ModelInfo:
+    """One model: input size, classes, device, state, and the layers the CAM methods accept."""
+    return model_info(services, name)

@@ -1,0 +1,54 @@
+"""Client bytes -> Pillow images, refusing what is not a whole, reasonably sized PNG/JPEG/WebP."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import InvalidImage, PayloadTooLarge
+
+FORMATS = ("PNG", "JPEG", "WEBP")
+_DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.ASCII)
+
+
+def b64_to_bytes(text: str, field: str, max_bytes: int) -> bytes:
+    """Plain base64 or a data: URL."""
+    text = _DATA_URL.sub("", text.strip(), count=1)
+    if len(text) * 3 // 4 > max_bytes:
+        raise PayloadTooLarge(f"image is over the {max_bytes}-byte limit", field)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImage("not valid base64 (or a data:image/...;base64, URL)", field) from None
+
+
+def decode_image(data: bytes, field: str, max_bytes: int, max_pixels: int) -> Image.Image:
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"image is {len(data)} bytes, over the {max_bytes}-byte limit", field)
+    if not data:
+        raise InvalidImage("empty image", field)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+            # The header gives the size: refuse decompression bombs before decoding a single pixel.
+            if image.width * image.height > max_pixels:
+                raise PayloadTooLarge(
+                    f"image is {image.width}x{image.height} pixels, over the {max_pixels}-pixel limit", field
+                )
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except UnidentifiedImageError:
+        raise InvalidImage(f"not an image in a supported format ({', '.join(FORMATS)})", field) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PayloadTooLarge("image is too many pixels (decompression bomb)", field) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"image cannot be decoded (truncated or corrupt): {exc}", field) from None
+    if image.width < 1 or image.height < 1:
+        raise InvalidImage("image has no pixels", field)
+    return image

@@ -1,0 +1,170 @@
+"""The model pool: loads each configured model once, keeps the most recently used ones resident.
+
+Thread-safe: request threads call `get` concurrently; a model is loaded by exactly one of them while the
+others wait for it. A model that fails to load is marked failed with its reason, and the rest keep working.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import ModelUnavailable, UnknownModel
+from ..explainers.hooks import spatial_layers
+from . import loader
+from .spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    module: nn.Module
+    device: torch.device
+    labels: list[str] | None
+    layers: list[tuple[str, tuple[int, ...]]]  # modules with spatial 4-D outputs, in finishing order
+    default_layer: str | None
+    param_bytes: int
+    load_seconds: float
+
+
+def resolve_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+class ModelPool:
+    def __init__(
+        self,
+        specs: list[ModelSpec],
+        device: str = "auto",
+        max_loaded: int = 8,
+        max_param_bytes: int | None = None,
+        on_load: Callable[[LoadedModel], None] | None = None,
+    ):
+        self.specs = {s.name: s for s in specs}
+        self.device = resolve_device(device)
+        self.max_loaded = max_loaded
+        self.max_param_bytes = max_param_bytes
+        self._on_load = on_load
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._failed: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._load_locks = {name: threading.Lock() for name in self.specs}
+
+    def spec(self, name: str) -> ModelSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise UnknownModel(f"unknown model {name!r}; available: {', '.join(self.specs)}", "model") from None
+
+    def state(self, name: str) -> tuple[str, str | None]:
+        """("loaded" | "not_loaded" | "failed", reason)."""
+        self.spec(name)
+        with self._lock:
+            if name in self._failed:
+                return "failed", self._failed[name]
+            return ("loaded" if name in self._loaded else "not_loaded"), None
+
+    def peek(self, name: str) -> LoadedModel | None:
+        with self._lock:
+            return self._loaded.get(name)
+
+    def get(self, name: str) -> LoadedModel:
+        """The loaded model, loading it first if needed (blocking: call from a worker thread)."""
+        self.spec(name)
+        with self._lock:
+            if name in self._loaded:
+                self._loaded.move_to_end(name)
+                return self._loaded[name]
+        with self._load_locks[name]:
+            with self._lock:  # another thread may have finished loading while we waited
+                if name in self._loaded:
+                    self._loaded.move_to_end(name)
+                    return self._loaded[name]
+                if name in self._failed:
+                    raise ModelUnavailable(f"model {name!r} failed to load: {self._failed[name]}", "model")
+            try:
+                model = self._load(self.specs[name])
+            except Exception as exc:  # any failure to load is the model's state, never the server's crash
+                log.error(
+                    "model %s failed to load: %s",
+                    name,
+                    exc,
+                    exc_info=not isinstance(exc, loader.ModelLoadError),
+                )
+                with self._lock:
+                    self._failed[name] = str(exc)
+                raise ModelUnavailable(f"model {name!r} failed to load: {exc}", "model") from None
+            with self._lock:
+                self._loaded[name] = model
+                self._evict(keep=name)
+        if self._on_load is not None:
+            self._on_load(model)
+        return model
+
+    def preload(self) -> None:
+        for spec in self.specs.values():
+            if spec.preload:
+                try:
+                    self.get(spec.name)
+                except ModelUnavailable:
+                    pass  # recorded as failed; readiness reports it
+
+    def failures(self, preload_only: bool = True) -> dict[str, str]:
+        """Models that block readiness: failed, or (preload ones) not loaded yet."""
+        with self._lock:
+            out = {}
+            for name, spec in self.specs.items():
+                if name in self._failed:
+                    out[name] = self._failed[name]
+                elif spec.preload and preload_only and name not in self._loaded:
+                    out[name] = "not loaded yet"
+            return out
+
+    def _load(self, spec: ModelSpec) -> LoadedModel:
+        started = time.perf_counter()
+        labels = loader.read_labels(spec)
+        module = loader.load(spec).to(self.device)
+        example = torch.zeros((1, spec.channels, *spec.input_size), device=self.device)
+        try:
+            layers = spatial_layers(module, example)  # also the warm-up pass
+        except Exception as exc:  # the model cannot run on its declared input: a configuration error
+            raise loader.ModelLoadError(f"warm-up forward failed: {exc}") from exc
+        names = [n for n, _ in layers]
+        if spec.target_layer is not None and spec.target_layer not in names:
+            raise loader.ModelLoadError(f"target_layer {spec.target_layer!r} has no spatial 4-D output")
+        default_layer = spec.target_layer or (names[-1] if names else None)
+        param_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
+        loaded = LoadedModel(
+            spec,
+            module,
+            self.device,
+            labels,
+            layers,
+            default_layer,
+            param_bytes,
+            time.perf_counter() - started,
+        )
+        log.info("loaded model %s on %s in %.2f s", spec.name, self.device, loaded.load_seconds)
+        return loaded
+
+    def _evict(self, keep: str) -> None:
+        def over() -> bool:
+            total = sum(m.param_bytes for m in self._loaded.values())
+            too_many = len(self._loaded) > self.max_loaded
+            return too_many or (self.max_param_bytes is not None and total > self.max_param_bytes)
+
+        while len(self._loaded) > 1 and over():
+            oldest = next(name for name in self._loaded if name != keep)
+            log.info("evicting model %s (least recently used)", oldest)
+            del self._loaded[oldest]

@@ -1,0 +1,74 @@
+"""Model specs: architecture, weights, preprocessing and labels travel together, from a TOML file."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9._-]+$", max_length=100)
+    architecture: str = Field(description='"torchvision:NAME", "torchscript:PATH" or "python:pkg.mod:factory"')
+    weights: Path | None = None  # a state_dict; None = random weights (benchmarks only)
+    num_classes: int = Field(gt=0)
+    labels: Path | None = None
+    input_size: tuple[int, int] = (224, 224)
+    resize: Literal["exact", "shorter_side"] = "exact"
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    target_layer: str | None = None
+    preload: bool = True
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme, _, rest = value.partition(":")
+        if scheme not in ("torchvision", "torchscript", "python") or not rest:
+            raise ValueError('must be "torchvision:NAME", "torchscript:PATH" or "python:pkg.mod:factory"')
+        return value
+
+    @field_validator("input_size")
+    @classmethod
+    def _positive_size(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) < 1:
+            raise ValueError("input_size must be positive")
+        return value
+
+    @model_validator(mode="after")
+    def _channels_agree(self) -> ModelSpec:
+        if len(self.mean) != len(self.std) or not self.mean:
+            raise ValueError("mean and std need one value per channel")
+        if min(self.std) <= 0:
+            raise ValueError("std must be positive")
+        return self
+
+    @property
+    def channels(self) -> int:
+        return len(self.mean)
+
+
+def load_config(path: str | Path) -> list[ModelSpec]:
+    """Parses a models TOML; relative paths resolve against the file's folder."""
+    path = Path(path)
+    with path.open("rb") as f:
+        data = tomllib.load(f)
+    specs = []
+    for entry in data.get("models", []):
+        for key in ("weights", "labels"):
+            if entry.get(key) is not None:
+                entry[key] = str((path.parent / entry[key]).resolve())
+        scheme, _, rest = str(entry.get("architecture", "")).partition(":")
+        if scheme == "torchscript" and rest:
+            entry["architecture"] = f"torchscript:{(path.parent / rest).resolve()}"
+        specs.append(ModelSpec.model_validate(entry))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: model names must be unique, got {names}")
+    if not specs:
+        raise ValueError(f"{path}: no [[models]] entries")
+    return specs

@@ -1,0 +1,139 @@
+"""Request and response models. Inputs forbid unknown fields; outputs are the public contract."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .codecs.saliency import COLORMAPS
+from .explainers.base import Objective
+from .explainers.postprocess import Normalize, Reduce
+
+Colormap = Literal[COLORMAPS]  # type: ignore[valid-type]
+TargetItem = Annotated[int, Field(ge=0)] | str
+MethodSpec = str | dict[str, Any]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OutputOptions(Strict):
+    saliency: Literal["float32", "float16", "uint8", "none"] = Field(
+        "float32", description="Array encoding; uint8 is the normalized map scaled to 0..255; none omits it."
+    )
+    reduce: Reduce = Field("max_abs", description="Channel reduction; none returns (C, H, W).")
+    normalize: Normalize = Field("minmax", description="Per image: minmax -> [0, 1]; percentile -> [-1, 1].")
+    size: Literal["input", "original"] = Field("input", description="Model input size or the uploaded size.")
+    heatmap: bool = Field(False, description="Include a colormapped PNG of the map.")
+    overlay: bool = Field(False, description="Include the heatmap alpha-blended on the original image (PNG).")
+    colormap: Colormap = "jet"
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="Heatmap weight in the overlay.")
+
+
+class ExplainSpec(Strict):
+    """An explain request without its images (the `spec` part of a multipart request)."""
+
+    method: MethodSpec = Field("gradient", description='A method name, or {"name": ..., **parameters}.')
+    target: TargetItem | list[TargetItem] = Field(
+        "predicted", description='"predicted", a class index, a label, or a list with one per image.'
+    )
+    objective: Objective = Field("logit", description="The score explained: logit, probability, log_probability.")
+    top_k: int = Field(5, ge=1)
+    output: OutputOptions = Field(default_factory=OutputOptions)
+
+
+class ExplainRequest(ExplainSpec):
+    images: list[str] = Field(min_length=1, description="Base64 PNG/JPEG/WebP, or data: URLs.")
+
+
+class PredictRequest(Strict):
+    images: list[str] = Field(min_length=1, description="Base64 PNG/JPEG/WebP, or data: URLs.")
+    top_k: int = Field(5, ge=1)
+
+
+class PredictSpec(Strict):
+    top_k: int = Field(5, ge=1)
+
+
+class Prediction(BaseModel):
+    index: int
+    label: str | None
+    probability: float
+    logit: float
+
+
+class SaliencyArray(BaseModel):
+    shape: list[int]
+    dtype: str
+    data: str = Field(description="Base64 of the C-order little-endian bytes.")
+    min: float
+    max: float
+
+
+class ExplainResult(BaseModel):
+    predictions: list[Prediction]
+    target: Prediction
+    saliency: SaliencyArray | None
+    overlay_png: str | None
+    heatmap_png: str | None
+    diagnostics: dict[str, float | int]
+
+
+class ExplainResponse(BaseModel):
+    model: str
+    method: dict[str, Any] = Field(description="The method with every parameter, defaults filled in.")
+    objective: Objective
+    results: list[ExplainResult]
+    timing_ms: dict[str, float]
+
+
+class PredictResult(BaseModel):
+    predictions: list[Prediction]
+
+
+class PredictResponse(BaseModel):
+    model: str
+    results: list[PredictResult]
+    timing_ms: dict[str, float]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    architecture: str
+    input_size: tuple[int, int]
+    num_classes: int
+    labels: bool
+    device: str
+    state: Literal["loaded", "not_loaded", "failed"]
+    reason: str | None
+    default_layer: str | None
+    layers: list[str] | None = Field(description="Layers the CAM methods accept (known once loaded).")
+    weights: bool = Field(description="False when serving random weights.")
+
+
+class Capabilities(BaseModel):
+    needs_gradients: bool
+    uses_layer: bool
+    convergence_delta: bool
+    multiplies_by_inputs: bool
+    output: Literal["pixel", "cam"]
+
+
+class MethodInfo(BaseModel):
+    name: str
+    description: str
+    capabilities: Capabilities
+    passes_per_image: dict[str, int] = Field(description="Forward and backward passes with default parameters.")
+    parameters: dict[str, Any] = Field(description="JSON schema of the method's parameters.")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
