@@ -1,4 +1,4 @@
-"""Writes openapi/openapi.json from the app, without a server: python scripts/gen_openapi.py"""
+"""Writes openapi/openapi.json from the app, without a server: python -m service.openapi"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from service.main import create_app
 
-OUT = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
+OUT = Path.cwd() / "openapi" / "openapi.json"
 
 
 def render() -> str:
