@@ -23,8 +23,9 @@ def serve(args: argparse.Namespace) -> None:
     overrides = {"config": args.config} if args.config else {}
     settings = Settings(**overrides)
     app = create_app(settings)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
-                            timeout_graceful_shutdown=args.graceful_timeout)
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=args.graceful_timeout
+    )
     server = uvicorn.Server(config)
     drain = settings.drain_seconds
 
@@ -65,9 +66,14 @@ def explain_local(args: argparse.Namespace) -> None:
         services.runner.close()
     result = response.results[0]
     Path(args.output).write_bytes(base64.b64decode(result.overlay_png))
-    summary = {"model": response.model, "method": response.method, "target": result.target.model_dump(),
-               "predictions": [p.model_dump() for p in result.predictions], "overlay": args.output,
-               "diagnostics": result.diagnostics}
+    summary = {
+        "model": response.model,
+        "method": response.method,
+        "target": result.target.model_dump(),
+        "predictions": [p.model_dump() for p in result.predictions],
+        "overlay": args.output,
+        "diagnostics": result.diagnostics,
+    }
     print(json.dumps(summary, indent=2))
 
 

@@ -34,7 +34,7 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
         max_param_bytes=settings.max_param_bytes,
         on_load=on_load,
     )
-    return Services(settings=settings, pool=pool, registry=default_registry(), runner=EngineRunner(settings))
+    return Services(settings=settings, pool=pool, registry=default_registry(), runner=EngineRunner(settings, metrics))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

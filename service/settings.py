@@ -21,6 +21,9 @@ class Settings(BaseSettings):
 
     # Engine: rows per forward/backward pass (SmoothGrad samples, IG steps, occlusion windows share them).
     chunk_size: int = Field(32, ge=1, le=4096)
+    memory_budget_bytes: int = Field(
+        2 * 2**30, ge=2**20, description="Lowers chunk_size so one pass's activations fit in this many bytes."
+    )
     max_passes_per_image: int = Field(1100, ge=1, description="Caps steps, samples and occlusion windows.")
 
     # Request limits.

@@ -19,6 +19,7 @@ from ..schemas import (
 )
 from .bodies import parse
 from .deps import ServicesDep, label
+from .disconnect import cancel_on_disconnect
 
 router = APIRouter(prefix="/v1/models", tags=["inference"])
 
@@ -55,7 +56,7 @@ async def predict(name: str, request: Request, services: ServicesDep) -> Predict
     """Top-k predictions for each image."""
     label(request, model=name, method="")
     images, spec = await parse(request, services.settings, PredictRequest, PredictSpec)
-    return await inference.predict(services, name, images, spec.top_k)
+    return await cancel_on_disconnect(request, inference.predict(services, name, images, spec.top_k))
 
 
 @router.post(
@@ -77,7 +78,7 @@ async def explain(name: str, request: Request, services: ServicesDep) -> Explain
         if len(images) != 1:
             raise InvalidInput("Accept: image/png returns one overlay: send exactly one image", "images")
         spec.output.overlay = True
-    response = await inference.explain(services, name, images, spec)
+    response = await cancel_on_disconnect(request, inference.explain(services, name, images, spec))
     services_metrics = request.app.state.metrics
     services_metrics.images.labels(name, response.method["name"]).inc(len(response.results))
     if wants_png:

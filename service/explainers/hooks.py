@@ -67,3 +67,23 @@ def spatial_layers(model: nn.Module, example: Tensor) -> list[tuple[str, tuple[i
         for handle in handles:
             handle.remove()
     return list(finished.items())
+
+
+def activation_bytes(model: nn.Module, example: Tensor) -> int:
+    """Bytes of every module output in one forward of `example`: what autograd keeps alive per row."""
+    owner = threading.get_ident()
+    total = 0
+
+    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+        nonlocal total
+        if threading.get_ident() == owner and isinstance(output, Tensor):
+            total += output.numel() * output.element_size()
+
+    handles = [m.register_forward_hook(hook) for n, m in model.named_modules() if n]
+    try:
+        with torch.inference_mode():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total

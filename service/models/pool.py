@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelUnavailable, UnknownModel
-from ..explainers.hooks import spatial_layers
+from ..explainers.hooks import activation_bytes, spatial_layers
 from . import loader
 from .spec import ModelSpec
 
@@ -34,6 +34,7 @@ class LoadedModel:
     default_layer: str | None
     param_bytes: int
     load_seconds: float
+    row_bytes: int = 0  # estimated memory of one row's forward+backward, for the chunk budget
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -50,7 +51,9 @@ class ModelPool:
         max_loaded: int = 8,
         max_param_bytes: int | None = None,
         on_load: Callable[[LoadedModel], None] | None = None,
+        channels_last: bool = False,
     ):
+        self.channels_last = channels_last
         self.specs = {s.name: s for s in specs}
         self.device = resolve_device(device)
         self.max_loaded = max_loaded
@@ -135,6 +138,8 @@ class ModelPool:
         started = time.perf_counter()
         labels = loader.read_labels(spec)
         module = loader.load(spec).to(self.device)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
         example = torch.zeros((1, spec.channels, *spec.input_size), device=self.device)
         try:
             layers = spatial_layers(module, example)  # also the warm-up pass
@@ -145,6 +150,8 @@ class ModelPool:
             raise loader.ModelLoadError(f"target_layer {spec.target_layer!r} has no spatial 4-D output")
         default_layer = spec.target_layer or (names[-1] if names else None)
         param_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
+        # Backward keeps the forward's outputs and adds their gradients; 3x leaves room for the temporaries.
+        row_bytes = 3 * activation_bytes(module, example)
         loaded = LoadedModel(
             spec,
             module,
@@ -154,6 +161,7 @@ class ModelPool:
             default_layer,
             param_bytes,
             time.perf_counter() - started,
+            row_bytes,
         )
         log.info("loaded model %s on %s in %.2f s", spec.name, self.device, loaded.load_seconds)
         return loaded
