@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -42,7 +43,8 @@ def serve(args: argparse.Namespace) -> None:
             logging.getLogger("service").info("SIGTERM: draining for %.1f s, then shutting down", drain)
             loop.call_later(drain, lambda: setattr(server, "should_exit", True))
 
-        server.install_signal_handlers = lambda: None  # ours, below, replace uvicorn's
+        # Ours, below, replace uvicorn's (which since 0.29 it installs in `capture_signals`, with signal.signal).
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, begin_drain)
         await server.serve()

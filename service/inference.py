@@ -159,7 +159,8 @@ async def explain(services: Services, model: str, raw: list[bytes | str], spec: 
 
 def encode(batch: Batch, result, loaded: LoadedModel, spec: ExplainSpec, explainer: Explainer) -> list[ExplainResult]:
     out = spec.output
-    maps = normalize(reduce_channels(result.attributions.float(), out.reduce), out.normalize)
+    reduced = reduce_channels(result.attributions.float(), out.reduce)
+    maps = normalize(reduced, out.normalize)
     signed = out.normalize == "percentile" or (
         out.normalize == "none" and out.reduce in ("sum", "none") and explainer.capabilities.output == "pixel"
     )
@@ -167,25 +168,31 @@ def encode(batch: Batch, result, loaded: LoadedModel, spec: ExplainSpec, explain
     probs = result.logits.float().softmax(dim=1)
     results = []
     for i, picture in enumerate(batch.images):
-        at_original = saliency_codec.to_original_size(maps[i], batch.geometry[i])
-        array = (at_original if out.size == "original" else maps[i]).numpy()
-        map2d = np.abs(array).max(axis=0) if array.ndim == 3 else array
-        display = at_original.numpy()
-        display = np.abs(display).max(axis=0) if display.ndim == 3 else display
+        at_original = None
+        if out.size == "original" or out.overlay:
+            # Normalize after resizing, so that the map's own extremes at the original size are 0 and 1.
+            resized = saliency_codec.to_original_size(reduced[i], batch.geometry[i])
+            at_original = normalize(resized[None], out.normalize)[0].numpy()
+        array = at_original if out.size == "original" else maps[i].numpy()
         target = int(result.targets[i])
         results.append(
             ExplainResult(
                 predictions=top[i],
                 target=prediction(result.logits[i], probs[i], target, loaded.labels),
                 saliency=saliency_codec.encode_array(array, out.saliency, signed),
-                heatmap_png=b64(saliency_codec.heatmap_png(map2d, out.colormap, signed)) if out.heatmap else None,
-                overlay_png=b64(saliency_codec.overlay_png(picture, display, out.colormap, out.alpha, signed))
+                heatmap_png=b64(saliency_codec.heatmap_png(flat(array), out.colormap, signed)) if out.heatmap else None,
+                overlay_png=b64(saliency_codec.overlay_png(picture, flat(at_original), out.colormap, out.alpha, signed))
                 if out.overlay
                 else None,
                 diagnostics={k: v[i].item() for k, v in result.diagnostics.items()},
             )
         )
     return results
+
+
+def flat(array: np.ndarray) -> np.ndarray:
+    """A map to draw: (C, H, W) maps (reduce="none") show their largest magnitude per pixel."""
+    return np.abs(array).max(axis=0) if array.ndim == 3 else array
 
 
 def b64(data: bytes) -> str:

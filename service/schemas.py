@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from .codecs.saliency import COLORMAPS
 from .explainers.base import Objective
 from .explainers.postprocess import Normalize, Reduce
 
 Colormap = Literal[COLORMAPS]  # type: ignore[valid-type]
-TargetItem = Annotated[int, Field(ge=0)] | str
+TargetItem = Annotated[StrictInt, Field(ge=0)] | str  # strict: JSON true is not class 1
 MethodSpec = str | dict[str, Any]
 
 

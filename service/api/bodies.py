@@ -8,7 +8,9 @@ from typing import TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
+from starlette.types import Message
 
 from ..errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from ..settings import Settings
@@ -51,12 +53,20 @@ async def parse(request: Request, settings: Settings, json_model: type[M], spec_
 
 
 async def parse_multipart(request: Request, settings: Settings, spec_model: type[BaseModel]):
+    # Read within the limit first: a chunked body has no Content-Length for `parse` to check.
+    body = await read_body(request, settings)
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
     try:
-        form = await request.form(
+        form = await Request(request.scope, replay).form(
             max_files=settings.max_images + 1, max_fields=32, max_part_size=settings.max_image_bytes
         )
-    except MultiPartException as exc:
-        raise InvalidInput(f"malformed multipart body: {exc.message}") from None
+    except (MultiPartException, HTTPException) as exc:
+        # Inside an app Starlette re-raises multipart errors as HTTPException(400); they are input errors.
+        detail = exc.message if isinstance(exc, MultiPartException) else exc.detail
+        raise InvalidInput(f"malformed multipart body: {detail}") from None
     try:
         images = []
         for part in form.getlist("image"):

@@ -58,7 +58,11 @@ FULL = Budget(epochs=5, samples_per_epoch=8192, batch_size=64, eval_samples=2000
 QUICK = Budget(epochs=1, samples_per_epoch=64, batch_size=32, eval_samples=64)
 
 
-def train_model(spec: DemoModel, budget: Budget, log: Callable[[str], None] = print) -> nn.Module:
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def train_model(spec: DemoModel, budget: Budget, log: Callable[[str], None] = _log) -> nn.Module:
     # channels_last makes these small convolutions about twice as fast on the CPU.
     model = shapes_cnn(num_classes=len(CLASSES)).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr)
@@ -170,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     write_outputs(models, out)
-    print(f"wrote {', '.join(s.weights for s in DEMO_MODELS)}, labels.txt, models.toml to {out}")
+    _log(f"wrote {', '.join(s.weights for s in DEMO_MODELS)}, labels.txt, models.toml to {out}")
 
 
 if __name__ == "__main__":

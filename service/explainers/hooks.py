@@ -30,9 +30,13 @@ def capture_outputs(module: nn.Module) -> Iterator[list[Tensor]]:
     owner = threading.get_ident()
     outputs: list[Tensor] = []
 
-    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+    def hook(_module: nn.Module, _inputs: object, output: object) -> Tensor | None:
         if threading.get_ident() == owner and isinstance(output, Tensor):
             outputs.append(output)
+            # Later layers get a copy: an in-place op downstream (ReLU(inplace=True), `out += identity`)
+            # would otherwise overwrite the captured activations and move dS/dA past itself.
+            return output.clone()
+        return None
 
     handle = module.register_forward_hook(hook)
     try:

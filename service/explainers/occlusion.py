@@ -11,7 +11,7 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from torch import Tensor
 
 from .base import Capabilities, Cost, Explainer, Explanation, Params, chunks, forward_scores, score
@@ -27,6 +27,15 @@ class OcclusionParams(Params):
         "input, or the image's mean colour.",
     )
     blur_sigma: float = Field(5.0, gt=0.0, le=100.0, description="Sigma in pixels of the blur baseline.")
+
+    @field_validator("stride")
+    @classmethod
+    def _stride_within_window(cls, stride: int, info: ValidationInfo) -> int:
+        # Windows start at multiples of the stride: a stride longer than the window leaves pixels uncovered.
+        window = info.data.get("window")
+        if window is not None and stride > window:
+            raise ValueError(f"stride ({stride}) must not exceed window ({window})")
+        return stride
 
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:

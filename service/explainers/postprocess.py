@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -39,7 +40,9 @@ def normalize(maps: Tensor, how: Normalize, percentile: float = 99.5) -> Tensor:
         scaled = (flat - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi))
         return scaled.reshape(maps.shape)
     if how == "percentile":
-        scale = torch.quantile(flat.abs().float(), percentile / 100, dim=1, keepdim=True).to(flat.dtype)
+        # kthvalue, not quantile: torch.quantile refuses inputs over 16M values (large original-size maps).
+        k = max(1, min(flat.shape[1], math.ceil(percentile / 100 * flat.shape[1])))
+        scale = flat.abs().kthvalue(k, dim=1, keepdim=True).values
         scale = torch.where(scale > 0, scale, flat.abs().amax(dim=1, keepdim=True))
         scaled = flat / torch.where(scale > 0, scale, torch.ones_like(scale))
         return scaled.clamp(-1, 1).reshape(maps.shape)

@@ -41,7 +41,7 @@ def load(spec: ModelSpec) -> nn.Module:
     else:
         try:
             state = torch.load(spec.weights, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, ValueError, EOFError) as exc:
+        except Exception as exc:  # a corrupt file raises anything from OSError to IndexError or UnpicklingError
             raise ModelLoadError(f"cannot read weights {spec.weights}: {exc}") from exc
         if not isinstance(state, dict):
             raise ModelLoadError(f"{spec.weights} is not a state_dict")

@@ -61,6 +61,7 @@ class ModelPool:
         self._on_load = on_load
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._failed: dict[str, str] = {}
+        self._ever_loaded: set[str] = set()
         self._lock = threading.Lock()
         self._load_locks = {name: threading.Lock() for name in self.specs}
 
@@ -110,6 +111,7 @@ class ModelPool:
                 raise ModelUnavailable(f"model {name!r} failed to load: {exc}", "model") from None
             with self._lock:
                 self._loaded[name] = model
+                self._ever_loaded.add(name)
                 self._evict(keep=name)
         if self._on_load is not None:
             self._on_load(model)
@@ -123,14 +125,17 @@ class ModelPool:
                 except ModelUnavailable:
                     pass  # recorded as failed; readiness reports it
 
-    def failures(self, preload_only: bool = True) -> dict[str, str]:
-        """Models that block readiness: failed, or (preload ones) not loaded yet."""
+    def failures(self) -> dict[str, str]:
+        """Preload models that block readiness: failed, or not loaded yet. An evicted model is still ready
+        (it reloads on its next request); a lazy model that fails only shows in its own state."""
         with self._lock:
             out = {}
             for name, spec in self.specs.items():
+                if not spec.preload:
+                    continue
                 if name in self._failed:
                     out[name] = self._failed[name]
-                elif spec.preload and preload_only and name not in self._loaded:
+                elif name not in self._ever_loaded:
                     out[name] = "not loaded yet"
             return out
 

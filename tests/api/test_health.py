@@ -1,0 +1,37 @@
+"""GET /healthz and /readyz."""
+
+from __future__ import annotations
+
+
+def test_healthz_answers_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_lists_the_failed_preload_model_with_its_reason(client):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not_ready"
+    # Only the failed model: shapes18 loaded, crop18 is not preloaded.
+    assert set(body["models"]) == {"broken"}
+    assert "broken.pt" in body["models"]["broken"]
+
+
+def test_readyz_is_ready_when_every_preload_model_loaded(make_client):
+    with make_client() as client:
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ready", "models": {}}
+        # A lazy model that is not loaded yet does not hold readiness back.
+        assert client.get("/v1/models/crop18").json()["state"] == "not_loaded"
+
+
+def test_readyz_is_503_while_draining_but_healthz_still_answers(make_client):
+    with make_client() as client:
+        client.app.state.draining = True
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["status"] == "draining"
+        assert client.get("/healthz").status_code == 200

@@ -1,0 +1,42 @@
+"""The committed openapi/openapi.json is what the app generates (regenerate: python -m service.openapi)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from service import openapi
+
+COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
+
+
+def test_committed_document_is_up_to_date():
+    assert COMMITTED.read_text() == openapi.render(), (
+        "openapi/openapi.json is stale: run `python -m service.openapi` and commit the result"
+    )
+
+
+def test_served_document_is_the_committed_one(client):
+    # The settings of a running app (its models, limits, CORS) do not change the document.
+    assert client.get("/openapi.json").json() == json.loads(COMMITTED.read_text())
+
+
+def test_document_covers_the_api():
+    document = json.loads(COMMITTED.read_text())
+    assert {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/models",
+        "/v1/models/{name}",
+        "/v1/methods",
+        "/v1/models/{name}/predict",
+        "/v1/models/{name}/explain",
+    } <= set(document["paths"])
+    explain = document["paths"]["/v1/models/{name}/explain"]["post"]
+    assert set(explain["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert "image/png" in explain["responses"]["200"]["content"]
+    for status in ("404", "413", "415", "422", "503"):
+        assert explain["responses"][status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }

@@ -1,0 +1,165 @@
+"""service.models.pool: lazy, load-once, LRU-bounded, and a failed model leaves the others serving."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from service.demo.net import shapes_cnn
+from service.errors import ModelUnavailable, UnknownModel
+from service.models import ModelPool
+
+DEMO_BYTES = sum(p.numel() * p.element_size() for p in shapes_cnn().parameters())
+
+
+def pool_of(make_spec, *names: str, **options) -> ModelPool:
+    return ModelPool([make_spec(n) for n in names], device="cpu", **options)
+
+
+def loaded_names(pool: ModelPool) -> set[str]:
+    return {name for name in pool.specs if pool.state(name)[0] == "loaded"}
+
+
+def test_models_load_lazily_and_once(make_spec, load_counts):
+    pool = pool_of(make_spec, "a", "b")
+    assert pool.state("a") == ("not_loaded", None) and pool.peek("a") is None
+    assert load_counts == {}
+    first = pool.get("a")
+    assert pool.get("a") is first and pool.peek("a") is first
+    assert load_counts == {"a": 1}
+    assert pool.state("a") == ("loaded", None) and pool.state("b") == ("not_loaded", None)
+
+
+def test_a_loaded_model_knows_its_layers_and_size(make_spec):
+    loaded = pool_of(make_spec, "a").get("a")
+    names = [name for name, _ in loaded.layers]
+    assert loaded.default_layer == names[-1] == "block4"
+    assert dict(loaded.layers)["block4"] == (64, 4, 4)  # 32x32 input, three 2x poolings
+    assert loaded.param_bytes == DEMO_BYTES
+    assert str(loaded.device) == "cpu" and loaded.load_seconds > 0
+    assert not loaded.module.training
+
+
+def test_a_configured_target_layer_becomes_the_default(make_spec):
+    pool = ModelPool([make_spec("a", target_layer="block3")], device="cpu")
+    assert pool.get("a").default_layer == "block3"
+
+
+def test_eight_threads_asking_at_once_load_the_model_once(make_spec, load_counts):
+    pool = pool_of(make_spec, "a")
+    start = threading.Barrier(8)
+
+    def get(_):
+        start.wait()
+        return pool.get("a")
+
+    with ThreadPoolExecutor(8) as executor:
+        models = list(executor.map(get, range(8)))
+    assert load_counts == {"a": 1}
+    assert all(m is models[0] for m in models)
+
+
+def test_eight_threads_asking_for_a_failing_model_try_once(make_spec, load_counts, tmp_path):
+    pool = ModelPool([make_spec("bad", weights=tmp_path / "nope.pt")], device="cpu")
+    start = threading.Barrier(8)
+
+    def get(_):
+        start.wait()
+        with pytest.raises(ModelUnavailable):
+            pool.get("bad")
+
+    with ThreadPoolExecutor(8) as executor:
+        list(executor.map(get, range(8)))
+    assert load_counts == {"bad": 1}
+
+
+def test_different_models_load_in_parallel_without_mixing_up(make_spec, load_counts):
+    pool = pool_of(make_spec, "a", "b", "c")
+    with ThreadPoolExecutor(6) as executor:
+        models = list(executor.map(pool.get, ["a", "b", "c"] * 2))
+    assert [m.spec.name for m in models] == ["a", "b", "c"] * 2
+    assert load_counts == {"a": 1, "b": 1, "c": 1}
+
+
+def test_least_recently_used_is_evicted_beyond_max_loaded(make_spec, load_counts):
+    pool = pool_of(make_spec, "a", "b", "c", max_loaded=2)
+    pool.get("a")
+    pool.get("b")
+    pool.get("c")
+    assert loaded_names(pool) == {"b", "c"}
+    pool.get("b")  # now c is the least recently used
+    pool.get("a")
+    assert loaded_names(pool) == {"a", "b"}
+    assert load_counts == {"a": 2, "b": 1, "c": 1}  # an evicted model loads again when asked for
+
+
+def test_least_recently_used_is_evicted_beyond_max_param_bytes(make_spec):
+    pool = pool_of(make_spec, "a", "b", "c", max_param_bytes=2 * DEMO_BYTES + DEMO_BYTES // 2)
+    for name in ("a", "b", "c"):
+        pool.get(name)
+    assert loaded_names(pool) == {"b", "c"}
+    pool = pool_of(make_spec, "a", "b", max_param_bytes=DEMO_BYTES)
+    pool.get("a")
+    pool.get("b")
+    assert loaded_names(pool) == {"b"}
+
+
+def test_a_model_over_the_byte_budget_on_its_own_is_still_served(make_spec):
+    pool = pool_of(make_spec, "a", max_param_bytes=DEMO_BYTES // 2)
+    assert pool.get("a").spec.name == "a"
+    assert loaded_names(pool) == {"a"}
+
+
+def test_a_failed_model_does_not_break_the_others(make_spec, load_counts, tmp_path):
+    pool = ModelPool([make_spec("bad", weights=tmp_path / "nope.pt"), make_spec("good")], device="cpu")
+    with pytest.raises(ModelUnavailable) as caught:
+        pool.get("bad")
+    assert caught.value.status == 503 and "nope.pt" in caught.value.message
+    assert pool.get("good").spec.name == "good"
+    state, reason = pool.state("bad")
+    assert state == "failed" and "cannot read weights" in reason
+    with pytest.raises(ModelUnavailable, match="failed to load"):
+        pool.get("bad")
+    assert load_counts == {"bad": 1, "good": 1}  # a failure is remembered, not retried per request
+
+
+def test_unknown_models(make_spec):
+    pool = pool_of(make_spec, "a")
+    for call in (pool.get, pool.state, pool.spec):
+        with pytest.raises(UnknownModel) as caught:
+            call("nope")
+        assert caught.value.status == 404
+
+
+def test_readiness_failures(make_spec, tmp_path):
+    pool = ModelPool(
+        [
+            make_spec("eager"),
+            make_spec("lazy", preload=False),
+            make_spec("broken", weights=tmp_path / "nope.pt"),
+            make_spec("broken-lazy", weights=tmp_path / "nope.pt", preload=False),
+        ],
+        device="cpu",
+    )
+    assert pool.failures() == {"eager": "not loaded yet", "broken": "not loaded yet"}
+    pool.preload()
+    failures = pool.failures()
+    assert set(failures) == {"broken"} and "cannot read weights" in failures["broken"]
+    assert pool.state("lazy") == ("not_loaded", None) and pool.state("eager")[0] == "loaded"
+
+
+def test_on_load_is_called_once_per_load(make_spec):
+    seen = []
+    pool = pool_of(make_spec, "a", "b", max_loaded=1, on_load=lambda m: seen.append(m.spec.name))
+    pool.get("a")
+    pool.get("a")
+    pool.get("b")
+    pool.get("a")
+    assert seen == ["a", "b", "a"]
+
+
+def test_the_device_setting(make_spec):
+    assert str(ModelPool([make_spec()], device="cpu").device) == "cpu"
+    assert ModelPool([make_spec()], device="auto").device.type in ("cpu", "cuda")
