@@ -163,3 +163,17 @@ def test_on_load_is_called_once_per_load(make_spec):
 def test_the_device_setting(make_spec):
     assert str(ModelPool([make_spec()], device="cpu").device) == "cpu"
     assert ModelPool([make_spec()], device="auto").device.type in ("cpu", "cuda")
+
+
+def test_readiness_ignores_lazy_failures_and_evictions(make_spec, tmp_path):
+    pool = ModelPool(
+        [make_spec("a"), make_spec("b"), make_spec("broken-lazy", weights=tmp_path / "nope.pt", preload=False)],
+        device="cpu",
+        max_loaded=1,
+    )
+    pool.preload()  # loads a, then b, which evicts a
+    assert pool.state("a") == ("not_loaded", None)
+    with pytest.raises(ModelUnavailable):
+        pool.get("broken-lazy")
+    assert pool.state("broken-lazy")[0] == "failed"
+    assert pool.failures() == {}, "an evicted preload model reloads on demand; a lazy model's failure is its own"
