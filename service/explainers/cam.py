@@ -20,6 +20,7 @@ from .hooks import capture_outputs, find_module, spatial_layers
 class CamParams(Params):
     layer: str | None = Field(
         None,
+        min_length=1,
         max_length=200,
         description="Module name from model.named_modules(); default: the model's configured layer, else "
         "the last module to finish whose output is 4-D with spatial size > 1.",
