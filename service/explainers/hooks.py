@@ -8,7 +8,7 @@ registered it, and `finally` removes it even when the pass fails.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -45,21 +45,14 @@ def capture_outputs(module: nn.Module) -> Iterator[list[Tensor]]:
         handle.remove()
 
 
-def spatial_layers(model: nn.Module, example: Tensor) -> list[tuple[str, tuple[int, ...]]]:
-    """Modules whose output is (N, C, H, W) with H * W > 1, in the order their forward finishes.
-
-    The last one is the default Grad-CAM layer (for torchvision's resnet18, `layer4`).
-    """
+def observe_outputs(model: nn.Module, example: Tensor, observe: Callable[[str, Tensor], None]) -> None:
+    """One inference forward of `example`, calling observe(module name, output) as each module finishes."""
     owner = threading.get_ident()
-    finished: dict[str, tuple[int, ...]] = {}
 
     def recorder(name: str):
         def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-            if threading.get_ident() != owner or not isinstance(output, Tensor):
-                return
-            if output.dim() == 4 and output.shape[2] * output.shape[3] > 1:
-                finished.pop(name, None)  # a module called twice counts where it last finished
-                finished[name] = tuple(output.shape[1:])
+            if threading.get_ident() == owner and isinstance(output, Tensor):
+                observe(name, output)
 
         return hook
 
@@ -70,24 +63,26 @@ def spatial_layers(model: nn.Module, example: Tensor) -> list[tuple[str, tuple[i
     finally:
         for handle in handles:
             handle.remove()
+
+
+def spatial_layers(model: nn.Module, example: Tensor) -> list[tuple[str, tuple[int, ...]]]:
+    """Modules whose output is (N, C, H, W) with H * W > 1, in the order their forward finishes.
+
+    The last one is the default Grad-CAM layer (for torchvision's resnet18, `layer4`).
+    """
+    finished: dict[str, tuple[int, ...]] = {}
+
+    def observe(name: str, output: Tensor) -> None:
+        if output.dim() == 4 and output.shape[2] * output.shape[3] > 1:
+            finished.pop(name, None)  # a module called twice counts where it last finished
+            finished[name] = tuple(output.shape[1:])
+
+    observe_outputs(model, example, observe)
     return list(finished.items())
 
 
 def activation_bytes(model: nn.Module, example: Tensor) -> int:
     """Bytes of every module output in one forward of `example`: what autograd keeps alive per row."""
-    owner = threading.get_ident()
-    total = 0
-
-    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-        nonlocal total
-        if threading.get_ident() == owner and isinstance(output, Tensor):
-            total += output.numel() * output.element_size()
-
-    handles = [m.register_forward_hook(hook) for n, m in model.named_modules() if n]
-    try:
-        with torch.inference_mode():
-            model(example)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total
+    sizes: list[int] = []
+    observe_outputs(model, example, lambda _name, output: sizes.append(output.numel() * output.element_size()))
+    return sum(sizes)
