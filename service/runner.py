@@ -112,6 +112,7 @@ class EngineRunner:
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._lanes: dict[Hashable, Lane] = defaultdict(Lane)
         self._queued: dict[str, int] = defaultdict(int)  # images waiting, per model
+        self._busy: dict[str, int] = defaultdict(int)  # batches submitted to a device and not finished
 
     def executor(self, device: torch.device) -> ThreadPoolExecutor:
         key = str(device)
@@ -146,7 +147,7 @@ class EngineRunner:
         loop = asyncio.get_running_loop()
         model = loaded.spec.name
         if not self.settings.batching:
-            return await loop.run_in_executor(self.executor(loaded.device), work, x, targets)
+            return await self._run(loaded.device, work, x, targets)
         if self._queued[model] + len(x) > self.settings.max_queue:
             raise Overloaded(
                 f"model {model!r} has {self._queued[model]} images queued; retry shortly", headers={"Retry-After": "1"}
@@ -168,12 +169,17 @@ class EngineRunner:
                 self._queued[model] -= len(x)
 
     async def _drain(self, key, lane: Lane, loaded: LoadedModel, method: str, work: Callable, split: Callable):
-        loop = asyncio.get_running_loop()
         model, limit = loaded.spec.name, self.settings.max_batch_size
         try:
             while lane.items:
                 deadline = lane.items[0].queued + self.settings.max_batch_delay_ms / 1000
-                while sum(len(i.x) for i in lane.items) < limit and (wait := deadline - time.perf_counter()) > 0:
+                # Wait for companions only while the device is busy anyway: a lone request on an idle
+                # device runs at once, and under load batches fill while the previous pass runs.
+                while (
+                    self._busy[str(loaded.device)]
+                    and sum(len(i.x) for i in lane.items) < limit
+                    and (wait := deadline - time.perf_counter()) > 0
+                ):
                     lane.arrived.clear()
                     try:
                         await asyncio.wait_for(lane.arrived.wait(), wait)
@@ -196,7 +202,7 @@ class EngineRunner:
                 x = torch.cat([i.x for i in batch])
                 targets = torch.cat([i.targets for i in batch])
                 try:
-                    out = await loop.run_in_executor(self.executor(loaded.device), work, x, targets)
+                    out = await self._run(loaded.device, work, x, targets)
                 except Exception as exc:  # every request of the batch gets the error (client errors included)
                     for item in batch:
                         if not item.future.done():
@@ -211,6 +217,14 @@ class EngineRunner:
             lane.running = False
             if not lane.items:
                 self._lanes.pop(key, None)
+
+    async def _run(self, device: torch.device, work: Callable, x: Tensor, targets: Tensor):
+        loop = asyncio.get_running_loop()
+        self._busy[str(device)] += 1
+        try:
+            return await loop.run_in_executor(self.executor(device), work, x, targets)
+        finally:
+            self._busy[str(device)] -= 1
 
     def close(self) -> None:
         for executor in self._executors.values():

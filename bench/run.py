@@ -1,0 +1,73 @@
+"""python -m bench.run [--quick] [--only overhead,batching,captum,memory] [--device cpu|cuda] [--size N]
+
+Prints one table; every figure is a ratio of two measurements taken in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .common import Context, Plan, Report, Servers, machine, table
+
+BENCHMARKS = {
+    "overhead": "bench.overhead",
+    "batching": "bench.batching",
+    "captum": "bench.captum_compare",
+    "memory": "bench.memory",
+}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (resnet18 at 64x64), one or two repeats")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--size", type=int, help="input side in pixels (default 224, quick 64)")
+    args = parser.parse_args(argv)
+    unknown = set(args.only.split(",")) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmarks {sorted(unknown)}; choose from {list(BENCHMARKS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> Report:
+    args = parse(argv)
+    plan = Plan.quick(args.device) if args.quick else Plan(device=args.device)
+    if args.size:
+        plan = Plan(**{**plan.__dict__, "size": args.size})
+    print(f"machine: {machine()}", flush=True)
+    print(f"command: python -m bench.run {' '.join(sys.argv[1:] if argv is None else argv)}", flush=True)
+    report = Report()
+    servers = Servers()
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        try:
+            for name in args.only.split(","):
+                started = time.perf_counter()
+                module = importlib.import_module(BENCHMARKS[name])
+                report.extend(module.run(Context(plan, Path(folder), servers)))
+                load = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+                print(f"  {name} done in {time.perf_counter() - started:.0f} s; load average {load}", flush=True)
+        finally:
+            servers.close()
+    print(f"machine after: {machine()}")
+    print()
+    print(table(report.rows))
+    print()
+    for note in report.notes:
+        print(f"- {note}")
+    if any(not math.isfinite(r.ratio) for r in report.rows):
+        raise SystemExit("a ratio is not finite")
+    return report
+
+
+if __name__ == "__main__":
+    main()

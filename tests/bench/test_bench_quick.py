@@ -1,0 +1,48 @@
+"""The benchmarks' quick mode runs, so the scripts cannot rot. It checks the table, not the targets."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("captum")
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = (
+    "overhead: explain e2e / fwd+bwd",
+    "overhead, max_batch_delay_ms=0",
+    "batching: 16 clients / raw batch 16",
+    "batching on / off",
+    "raw batch / raw single",
+    "vs Captum: gradient",
+    "vs Captum: gradcam",
+    "vs Captum: smoothgrad",
+    "vs Captum: integrated_gradients",
+    "vs Captum: occlusion",
+    "memory: integrated_gradients / budget",
+    "memory: smoothgrad / budget",
+)
+
+
+def table_rows(output: str) -> dict[str, list[str]]:
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in output.splitlines() if line.startswith("| ")]
+    return {row[0]: row[1:] for row in cells[1:]}  # the first is the header
+
+
+def test_quick_mode_prints_every_row_with_a_finite_ratio():
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--device", "cpu"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = table_rows(out.stdout)
+    assert sorted(rows) == sorted(ROWS), out.stdout
+    for name, (ours, baseline, ratio, _target, met, _note) in rows.items():
+        assert math.isfinite(float(ratio)) and float(ratio) > 0, (name, ratio)
+        assert met in ("yes", "**no**", "-"), (name, met)
+        assert float(ours.split()[0]) > 0 and float(baseline.split()[0]) > 0, name
