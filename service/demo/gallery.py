@@ -49,12 +49,16 @@ def png(image: np.ndarray) -> str:
 
 
 def rows() -> list[tuple[str, str, np.ndarray]]:
-    """(model, caption, image): clean shapes for `shapes`; watermarked circles for `shapes-watermark`."""
+    """(model, caption, image): clean shapes for `shapes`; a watermarked circle for both models."""
     clean = shapes.generate(64, seed=2024)
     marked = shapes.generate(64, seed=2025, watermark_class=0, watermark_prob=1.0)
     picks = [("shapes", f"shapes: {shapes.CLASSES[c]}", clean.images[list(clean.labels).index(c)]) for c in (2, 3)]
     circle = marked.images[list(marked.labels).index(0)]
-    return [*picks, ("shapes-watermark", "shapes-watermark: circle + watermark", circle)]
+    return [
+        *picks,
+        ("shapes-watermark", "shapes-watermark: circle + watermark (looks at the watermark)", circle),
+        ("shapes", "shapes, same image (looks at the circle)", circle),
+    ]
 
 
 def main() -> None:
