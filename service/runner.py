@@ -148,15 +148,11 @@ class EngineRunner:
         model = loaded.spec.name
         if not self.settings.batching:
             return await self._run(loaded.device, work, x, targets)
-        if self._queued[model] + len(x) > self.settings.max_queue:
-            raise Overloaded(
-                f"model {model!r} has {self._queued[model]} images queued; retry shortly", headers={"Retry-After": "1"}
-            )
+        self.check_queue(model, len(x))
         item = Item(x, targets, loop.create_future())
         lane = self._lanes[key]
         lane.items.append(item)
-        self._queued[model] += len(x)
-        self.metrics.queue_depth.labels(model).set(self._queued[model])
+        self._count_queued(model, len(x))
         lane.arrived.set()
         if not lane.running:
             lane.running = True
@@ -166,7 +162,19 @@ class EngineRunner:
         finally:
             if item in lane.items:  # cancelled (client gone) before its batch ran: drop its work
                 lane.items.remove(item)
-                self._queued[model] -= len(x)
+                self._count_queued(model, -len(x))
+
+    def check_queue(self, model: str, images: int) -> None:
+        """Refuses work the model's queue cannot take; called before decoding, so a refusal is cheap."""
+        if self.settings.batching and self._queued[model] + images > self.settings.max_queue:
+            raise Overloaded(
+                f"model {model!r} has {self._queued[model]} images queued; retry shortly", headers={"Retry-After": "1"}
+            )
+
+    def _count_queued(self, model: str, delta: int) -> None:
+        # Every change updates the gauge: the autoscaler reads it, and a stale value scales on ghosts.
+        self._queued[model] += delta
+        self.metrics.queue_depth.labels(model).set(self._queued[model])
 
     async def _drain(self, key, lane: Lane, loaded: LoadedModel, method: str, work: Callable, split: Callable):
         model, limit = loaded.spec.name, self.settings.max_batch_size
@@ -190,8 +198,7 @@ class EngineRunner:
                     item = lane.items.pop(0)
                     batch.append(item)
                     rows += len(item.x)
-                self._queued[model] -= rows
-                self.metrics.queue_depth.labels(model).set(self._queued[model])
+                self._count_queued(model, -rows)
                 now = time.perf_counter()
                 for item in batch:
                     self.metrics.queue_seconds.labels(model).observe(now - item.queued)

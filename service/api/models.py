@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from fastapi import APIRouter
 
 from ..inference import Services
@@ -11,13 +13,19 @@ from .deps import ServicesDep
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
+def public_architecture(architecture: str) -> str:
+    """A TorchScript model by its file name: the server's directory layout is not the client's business."""
+    scheme, _, ref = architecture.partition(":")
+    return f"torchscript:{PurePath(ref).name}" if scheme == "torchscript" else architecture
+
+
 def model_info(services: Services, name: str) -> ModelInfo:
     spec = services.pool.spec(name)
     state, reason = services.pool.state(name)
     loaded = services.pool.peek(name)
     return ModelInfo(
         name=name,
-        architecture=spec.architecture,
+        architecture=public_architecture(spec.architecture),
         input_size=spec.input_size,
         num_classes=spec.num_classes,
         labels=spec.labels is not None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 import torchvision
@@ -16,13 +18,24 @@ log = logging.getLogger(__name__)
 
 
 class ModelLoadError(Exception):
-    """The reason a configured model cannot be served; shown to clients as the model's state."""
+    """Why a configured model cannot be served.
+
+    `str(exc)` is the short reason clients see (model state, readiness, 503 bodies); `detail` has the paths
+    and library messages an operator needs, and goes to the log only.
+    """
+
+    def __init__(self, reason: str, detail: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail or reason
 
 
 def build(spec: ModelSpec) -> nn.Module:
     scheme, _, ref = spec.architecture.partition(":")
     try:
         if scheme == "torchscript":
+            if not Path(ref).is_file():
+                raise ModelLoadError("cannot build the TorchScript model: file not found", f"{ref} does not exist")
             return torch.jit.load(ref, map_location="cpu")
         if scheme == "torchvision":
             return torchvision.models.get_model(ref, weights=None, num_classes=spec.num_classes)
@@ -30,7 +43,10 @@ def build(spec: ModelSpec) -> nn.Module:
         factory = getattr(importlib.import_module(module_name), attr)
         return factory(num_classes=spec.num_classes)
     except (ImportError, AttributeError, ValueError, KeyError, RuntimeError, OSError, TypeError) as exc:
-        raise ModelLoadError(f"cannot build {spec.architecture!r}: {exc}") from exc
+        shown = "torchscript" if scheme == "torchscript" else spec.architecture
+        raise ModelLoadError(
+            f"cannot build {shown!r}: {type(exc).__name__}", f"cannot build {spec.architecture!r}: {exc}"
+        ) from exc
 
 
 def load(spec: ModelSpec) -> nn.Module:
@@ -38,18 +54,39 @@ def load(spec: ModelSpec) -> nn.Module:
     model = build(spec)
     if spec.weights is None:
         log.warning("MODEL %s HAS NO WEIGHTS: serving random weights; its outputs mean nothing", spec.name)
-    else:
-        try:
-            state = torch.load(spec.weights, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a corrupt file raises anything from OSError to IndexError or UnpicklingError
-            raise ModelLoadError(f"cannot read weights {spec.weights}: {exc}") from exc
-        if not isinstance(state, dict):
-            raise ModelLoadError(f"{spec.weights} is not a state_dict")
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ModelLoadError(f"weights do not fit {spec.architecture}: {exc}") from exc
+        return model.eval()
+    if not spec.weights.is_file():
+        raise ModelLoadError("cannot read weights: file not found", f"weights file {spec.weights} does not exist")
+    try:
+        state = torch.load(spec.weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt file raises anything from OSError to IndexError or UnpicklingError
+        raise ModelLoadError(
+            "cannot read weights: not a tensors-only PyTorch checkpoint", f"cannot read weights {spec.weights}: {exc}"
+        ) from exc
+    if not isinstance(state, dict):
+        raise ModelLoadError("weights file is not a state_dict", f"{spec.weights} holds a {type(state).__name__}")
+    mismatch = fit_report(model.state_dict(), state)
+    if mismatch:
+        raise ModelLoadError(
+            f"weights do not fit the architecture: {mismatch}",
+            f"{spec.weights} does not fit {spec.architecture}: {mismatch}",
+        )
+    model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def fit_report(expected: Mapping[str, torch.Tensor], given: Mapping[str, object]) -> str:
+    """'' when the state_dict fits, else counts such as '3 missing keys, 1 shape mismatch'."""
+    missing = len(expected.keys() - given.keys())
+    unexpected = len(given.keys() - expected.keys())
+    shapes = sum(
+        1
+        for key in expected.keys() & given.keys()
+        if not isinstance(given[key], torch.Tensor) or given[key].shape != expected[key].shape  # type: ignore[union-attr]
+    )
+    parts = [(missing, "missing key", "missing keys"), (unexpected, "unexpected key", "unexpected keys")]
+    parts.append((shapes, "shape mismatch", "shape mismatches"))
+    return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in parts if n)
 
 
 def read_labels(spec: ModelSpec) -> list[str] | None:
@@ -57,8 +94,9 @@ def read_labels(spec: ModelSpec) -> list[str] | None:
         return None
     try:
         labels = [line.strip() for line in spec.labels.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read labels {spec.labels}: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "file not found" if isinstance(exc, FileNotFoundError) else "unreadable or not UTF-8"
+        raise ModelLoadError(f"cannot read labels: {why}", f"cannot read labels {spec.labels}: {exc}") from exc
     if len(labels) != spec.num_classes:
-        raise ModelLoadError(f"{spec.labels} has {len(labels)} labels for {spec.num_classes} classes")
+        raise ModelLoadError(f"labels file has {len(labels)} labels for {spec.num_classes} classes")
     return labels

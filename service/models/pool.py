@@ -1,7 +1,8 @@
 """The model pool: loads each configured model once, keeps the most recently used ones resident.
 
 Thread-safe: request threads call `get` concurrently; a model is loaded by exactly one of them while the
-others wait for it. A model that fails to load is marked failed with its reason, and the rest keep working.
+others wait for it. A model that fails to load is marked failed with a short reason (details go to the log),
+the rest keep working, and the load is tried again after a growing cool-down (see failures.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 from ..errors import ModelUnavailable, UnknownModel
 from ..explainers.hooks import activation_bytes, spatial_layers
 from . import loader
+from .failures import Backoff, Failure
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -52,15 +54,19 @@ class ModelPool:
         max_param_bytes: int | None = None,
         on_load: Callable[[LoadedModel], None] | None = None,
         channels_last: bool = False,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.channels_last = channels_last
+        self.backoff = backoff or Backoff()
+        self._clock = clock
         self.specs = {s.name: s for s in specs}
         self.device = resolve_device(device)
         self.max_loaded = max_loaded
         self.max_param_bytes = max_param_bytes
         self._on_load = on_load
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._failed: dict[str, str] = {}
+        self._failed: dict[str, Failure] = {}
         self._ever_loaded: set[str] = set()
         self._lock = threading.Lock()
         self._load_locks = {name: threading.Lock() for name in self.specs}
@@ -76,7 +82,7 @@ class ModelPool:
         self.spec(name)
         with self._lock:
             if name in self._failed:
-                return "failed", self._failed[name]
+                return "failed", self._failed[name].reason
             return ("loaded" if name in self._loaded else "not_loaded"), None
 
     def peek(self, name: str) -> LoadedModel | None:
@@ -95,21 +101,31 @@ class ModelPool:
                 if name in self._loaded:
                     self._loaded.move_to_end(name)
                     return self._loaded[name]
-                if name in self._failed:
-                    raise ModelUnavailable(f"model {name!r} failed to load: {self._failed[name]}", "model")
+                failure = self._failed.get(name)
+                if failure is not None and failure.wait(now := self._clock()) > 0:
+                    raise ModelUnavailable(
+                        f"model {name!r} failed to load: {failure.reason}", "model", failure.retry_after_header(now)
+                    )
             try:
                 model = self._load(self.specs[name])
             except Exception as exc:  # any failure to load is the model's state, never the server's crash
-                log.error(
-                    "model %s failed to load: %s",
-                    name,
-                    exc,
-                    exc_info=not isinstance(exc, loader.ModelLoadError),
-                )
+                known = isinstance(exc, loader.ModelLoadError)
+                reason = str(exc) if known else "unexpected error while loading (see the server log)"
                 with self._lock:
-                    self._failed[name] = str(exc)
-                raise ModelUnavailable(f"model {name!r} failed to load: {exc}", "model") from None
+                    failure = self._failed[name] = self.backoff.next(failure, reason, self._clock())
+                log.error(
+                    "model %s failed to load (attempt %d, next try in %.0f s): %s",
+                    name,
+                    failure.attempts,
+                    failure.wait(self._clock()),
+                    exc.detail if isinstance(exc, loader.ModelLoadError) else exc,
+                    exc_info=not known,
+                )
+                raise ModelUnavailable(
+                    f"model {name!r} failed to load: {reason}", "model", failure.retry_after_header(self._clock())
+                ) from None
             with self._lock:
+                self._failed.pop(name, None)
                 self._loaded[name] = model
                 self._ever_loaded.add(name)
                 self._evict(keep=name)
@@ -125,6 +141,17 @@ class ModelPool:
                 except ModelUnavailable:
                     pass  # recorded as failed; readiness reports it
 
+    def retry_due(self) -> None:
+        """Tries again the failed preload models whose cool-down is over (lazy ones retry on their next request)."""
+        with self._lock:
+            now = self._clock()
+            due = [n for n, f in self._failed.items() if self.specs[n].preload and f.wait(now) == 0]
+        for name in due:
+            try:
+                self.get(name)
+            except ModelUnavailable:
+                pass  # recorded with a longer cool-down
+
     def failures(self) -> dict[str, str]:
         """Preload models that block readiness: failed, or not loaded yet. An evicted model is still ready
         (it reloads on its next request); a lazy model that fails only shows in its own state."""
@@ -134,7 +161,7 @@ class ModelPool:
                 if not spec.preload:
                     continue
                 if name in self._failed:
-                    out[name] = self._failed[name]
+                    out[name] = self._failed[name].reason
                 elif name not in self._ever_loaded:
                     out[name] = "not loaded yet"
             return out
@@ -155,7 +182,10 @@ class ModelPool:
         try:
             layers = spatial_layers(module, example)  # also the warm-up pass
         except Exception as exc:  # the model cannot run on its declared input: a configuration error
-            raise loader.ModelLoadError(f"warm-up forward failed: {exc}") from exc
+            raise loader.ModelLoadError(
+                f"warm-up forward failed on a {tuple(example.shape)} input: {type(exc).__name__}",
+                f"warm-up forward failed: {exc}",
+            ) from exc
         names = [n for n, _ in layers]
         if spec.target_layer is not None and spec.target_layer not in names:
             raise loader.ModelLoadError(f"target_layer {spec.target_layer!r} has no spatial 4-D output")

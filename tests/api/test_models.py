@@ -48,7 +48,8 @@ def test_one_model_equals_its_entry_in_the_list(client):
 def test_failed_model_shows_failed_with_its_reason(client):
     info = client.get("/v1/models/broken").json()
     assert info["state"] == "failed"
-    assert "cannot read weights" in info["reason"] and "broken.pt" in info["reason"]
+    # The short reason only: no server paths, no torch text (those go to the log).
+    assert info["reason"] == "cannot read weights: not a tensors-only PyTorch checkpoint"
     assert info["layers"] is None
 
 
@@ -68,3 +69,10 @@ def test_unknown_model_is_404(client):
     response = client.get("/v1/models/nope")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "unknown_model"
+
+
+def test_a_torchscript_model_is_shown_by_file_name_not_server_path():
+    from service.api.models import public_architecture
+
+    assert public_architecture("torchscript:/srv/models/secret/net.pt") == "torchscript:net.pt"
+    assert public_architecture("torchvision:resnet18") == "torchvision:resnet18"

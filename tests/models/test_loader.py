@@ -59,8 +59,34 @@ def test_a_state_dict_of_another_architecture_does_not_fit(make_spec, resnet18_w
 
 
 def test_a_missing_weights_file(make_spec, tmp_path):
-    with pytest.raises(ModelLoadError, match="cannot read weights .*nope.pt"):
+    with pytest.raises(ModelLoadError) as caught:
         load(make_spec(weights=tmp_path / "nope.pt"))
+    # Clients see the short reason; the operator's log gets the path.
+    assert str(caught.value) == "cannot read weights: file not found"
+    assert str(tmp_path / "nope.pt") in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        ("missing", "weights do not fit the architecture: 1 missing key"),
+        ("extra", "weights do not fit the architecture: 2 unexpected keys"),
+        ("shape", "weights do not fit the architecture: 1 shape mismatch"),
+    ],
+)
+def test_a_state_dict_that_does_not_fit_says_how_in_counts(make_spec, resnet18_weights, tmp_path, state, reason):
+    weights = dict(resnet18_weights[1])
+    if state == "missing":
+        del weights["fc.bias"]
+    elif state == "extra":
+        weights["extra.a"] = weights["extra.b"] = torch.zeros(1)
+    else:
+        weights["fc.bias"] = torch.zeros(7)
+    torch.save(weights, tmp_path / "w.pt")
+    with pytest.raises(ModelLoadError) as caught:
+        load(make_spec(architecture="torchvision:resnet18", weights=tmp_path / "w.pt"))
+    assert str(caught.value) == reason
+    assert "Error(s) in loading" not in str(caught.value), "no torch advice text for clients"
 
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint\n" * 8, b"PK\x03\x04" + b"\0" * 64], ids=str)

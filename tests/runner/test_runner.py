@@ -131,17 +131,24 @@ def test_cancelled_request_leaves_the_queue(loaded):
             runner.explain(loaded, explainer, params, torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit")
         )
         await asyncio.sleep(0.02)
-        assert runner._queued["r18"] == 3
+        assert runner._queued["r18"] == 3 == gauge()
         gone.cancel()  # what the API does when the client disconnects
         await asyncio.sleep(0)
-        assert runner._queued["r18"] == 1
+        # The gauge follows at once: the autoscaler must not see queued work that left.
+        assert runner._queued["r18"] == 1 == gauge()
+        stays.cancel()
+        await asyncio.sleep(0)
+        assert gauge() == 0
         await busy
-        return await stays
 
-    assert asyncio.run(scenario()).attributions.shape == (1, 3, 32, 32)
+    def gauge() -> float:
+        return metrics.registry.get_sample_value("saliency_queue_depth", {"model": "r18"})
+
+    asyncio.run(scenario())
     runner.close()
+    assert gauge() == 0
     samples = {s.labels["method"]: s.value for s in metrics.batch_size.collect()[0].samples if s.name.endswith("_sum")}
-    assert samples["gradient"] == 1.0, "the cancelled request's images must not run"
+    assert "gradient" not in samples, "the cancelled requests' images must not run"
 
 
 def test_a_lone_request_on_an_idle_device_does_not_wait_for_the_batch_window(loaded):
