@@ -2,20 +2,21 @@
 
 Canonical shapes only: inputs are (N, C, H, W) in model-input space, targets are (N,) int64, results are
 (N, C, H, W) for pixel-space methods and (N, H, W) for CAM methods, at input resolution, unreduced.
-Every model pass goes through `chunks`, so the number of rows per forward/backward is bounded by
-`ExplainContext.chunk_size` whatever the method multiplies the batch by.
+A method is a plan (plan.py): it names the rows it needs and folds their results; it never runs the model
+itself, so every pass is bounded by the chunk size and shared with other requests by the scheduler.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
+
+from .plan import Plan, targets_or_top
 
 Objective = Literal["logit", "probability", "log_probability"]
 OBJECTIVES: tuple[str, ...] = ("logit", "probability", "log_probability")
@@ -90,15 +91,22 @@ class Explainer(ABC):
     def cost(self, params: Params, input_size: tuple[int, int]) -> Cost: ...
 
     @abstractmethod
+    def plan(self, model: nn.Module, x: Tensor, targets: Tensor, params: Params, ctx: ExplainContext) -> Plan:
+        """The rows this explanation needs, returning an `Explanation`; a target of -1 is the row's top class.
+
+        `model` is only for looking things up (a default layer); passes are the scheduler's to run.
+        """
+
     def explain(
         self, model: nn.Module, x: Tensor, targets: Tensor | None, params: Params, ctx: ExplainContext
     ) -> Explanation:
-        """targets=None (or a negative entry) explains the row's predicted (top) class."""
+        """Runs the plan on this thread (tests, CLI, benchmarks); the server schedules plans instead."""
+        from ..scheduler.inline import run_plans  # the scheduler imports this module
 
-
-def chunks(n_rows: int, size: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, n_rows, size):
-        yield start, min(start + size, n_rows)
+        plan = self.plan(model, x, targets_or_top(targets, len(x), x.device), params, ctx)
+        (result,) = run_plans(model, [plan], ctx.objective, ctx.chunk_size)
+        assert isinstance(result, Explanation)
+        return result
 
 
 def score(logits: Tensor, targets: Tensor, objective: Objective) -> Tensor:
@@ -116,52 +124,3 @@ def resolve(logits: Tensor, targets: Tensor | None) -> Tensor:
         return logits.argmax(dim=1)
     # Negative entries let one batch mix "predicted" rows with explicit ones (requests batched together).
     return torch.where(targets < 0, logits.argmax(dim=1), targets)
-
-
-def input_gradients(
-    model: nn.Module, x: Tensor, targets: Tensor | None, objective: Objective
-) -> tuple[Tensor, Tensor, Tensor]:
-    """One forward+backward on the rows of x: (logits, targets, dS/dx).
-
-    autograd.grad w.r.t. the input only, so the model's parameters never collect `.grad`.
-    """
-    with torch.enable_grad():
-        xr = x.detach().requires_grad_(True)
-        logits = model(xr)
-        t = resolve(logits, targets)
-        (grad,) = torch.autograd.grad(score(logits, t, objective).sum(), xr)
-    return logits.detach(), t, grad
-
-
-def forward_scores(
-    model: nn.Module, x: Tensor, targets: Tensor | None, ctx: ExplainContext
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Chunked forward passes without autograd: (logits, targets, S)."""
-    logits, scores, resolved = [], [], []
-    with torch.inference_mode():
-        for start, stop in chunks(x.shape[0], ctx.chunk_size):
-            out = model(x[start:stop])
-            t = resolve(out, None if targets is None else targets[start:stop])
-            logits.append(out)
-            resolved.append(t)
-            scores.append(score(out, t, ctx.objective))
-    return torch.cat(logits).clone(), torch.cat(resolved).clone(), torch.cat(scores).clone()
-
-
-RowMaker = Callable[[int, int], tuple[Tensor, Tensor]]
-
-
-def accumulate_gradients(
-    model: nn.Module, n_rows: int, make_rows: RowMaker, ctx: ExplainContext, consume: Callable
-) -> None:
-    """Forward+backward over `n_rows` virtual rows, `chunk_size` at a time.
-
-    make_rows(start, stop) -> (inputs, targets) builds only the rows of one chunk, so SmoothGrad samples or
-    IG steps of several images share chunks and memory stays bounded; consume(start, stop, grads) folds
-    each chunk's gradients into the caller's accumulators. Row bounds are Python ints, so building the
-    index of a chunk needs no host sync on CUDA.
-    """
-    for start, stop in chunks(n_rows, ctx.chunk_size):
-        inputs, targets = make_rows(start, stop)
-        _, _, grads = input_gradients(model, inputs, targets, ctx.objective)
-        consume(start, stop, grads)

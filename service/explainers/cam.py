@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from abc import abstractmethod
 
-import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
 from ..errors import InvalidParameter
-from .base import Capabilities, Cost, Explainer, Explanation, Params, chunks, resolve, score
-from .hooks import capture_outputs, find_module, spatial_layers
+from .base import Capabilities, Cost, Explainer, Explanation, Params
+from .hooks import find_module, spatial_layers
+from .plan import clean_rows
 
 
 class CamParams(Params):
@@ -44,25 +44,14 @@ class CamExplainer(Explainer):
     def cost(self, params, input_size) -> Cost:
         return Cost(forward=1, backward=1)
 
-    def explain(self, model, x, targets, params, ctx) -> Explanation:
+    def plan(self, model, x, targets, params, ctx):
         layer = params.layer or ctx.layer or spatial_layers(model, x[:1])[-1][0]
-        module = find_module(model, layer)
-        logits, resolved, cams = [], [], []
-        with capture_outputs(module) as outputs, torch.enable_grad():
-            for start, stop in chunks(len(x), ctx.chunk_size):
-                # The input requires grad so A is in the graph even when the model's weights are frozen.
-                out = model(x[start:stop].detach().requires_grad_(True))
-                if not outputs or outputs[-1].dim() != 4:
-                    raise InvalidParameter(
-                        f"layer {layer!r} does not output (N, C, H, W) feature maps", field="method.layer"
-                    )
-                activations = outputs[-1]
-                outputs.clear()
-                t = resolve(out, None if targets is None else targets[start:stop])
-                (grads,) = torch.autograd.grad(score(out, t, ctx.objective).sum(), activations)
-                weights = self.channel_weights(activations.detach(), grads)
-                cam = F.relu((weights[:, :, None, None] * activations.detach()).sum(dim=1, keepdim=True))
-                cams.append(F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0])
-                logits.append(out.detach())
-                resolved.append(t)
-        return Explanation(torch.cat(cams), torch.cat(logits), torch.cat(resolved))
+        find_module(model, layer)  # an unknown name is the client's error, before any pass
+        out = yield from clean_rows(x, targets, layers=(layer,))
+        activations = out.activations.get(layer)
+        if activations is None or activations.dim() != 4:
+            raise InvalidParameter(f"layer {layer!r} does not output (N, C, H, W) feature maps", field="method.layer")
+        weights = self.channel_weights(activations, out.layer_grads[layer])
+        cam = F.relu((weights[:, :, None, None] * activations).sum(dim=1, keepdim=True))
+        cams = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        return Explanation(cams, out.logits, out.targets)

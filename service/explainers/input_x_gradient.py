@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .base import Capabilities, Explanation
-from .gradient import Gradient, gradients_with_logits
+from .gradient import Gradient
+from .plan import clean_rows
 
 
 class InputXGradient(Gradient):
@@ -17,6 +18,6 @@ class InputXGradient(Gradient):
         output="pixel",
     )
 
-    def explain(self, model, x, targets, params, ctx) -> Explanation:
-        logits, resolved, grads = gradients_with_logits(model, x, targets, ctx)
-        return Explanation(x * grads, logits, resolved)
+    def plan(self, model, x, targets, params, ctx):
+        out = yield from clean_rows(x, targets, input_grad=True)
+        return Explanation(x * out.input_grads, out.logits, out.targets)

@@ -14,16 +14,9 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from .base import (
-    Capabilities,
-    Cost,
-    Explainer,
-    Explanation,
-    Params,
-    accumulate_gradients,
-    forward_scores,
-)
+from .base import Capabilities, Cost, Explainer, Explanation, Params
 from .baselines import make_baseline
+from .plan import PassOutput, Rows, clean_rows, pass_over
 
 Rule = Literal["gauss_legendre", "riemann_right", "riemann_middle"]
 
@@ -64,12 +57,13 @@ class IntegratedGradients(Explainer):
     def cost(self, params, input_size) -> Cost:
         return Cost(forward=params.steps + 2, backward=params.steps, driver="steps")
 
-    def explain(self, model, x, targets, params, ctx) -> Explanation:
+    def plan(self, model, x, targets, params, ctx):
         n, k = len(x), params.steps
         baseline = make_baseline(params.baseline, x, ctx.pixel_space, params.blur_sigma, params.seed)
         # The prediction and S(x) first: the baseline is scored on the image's class, not its own top class.
-        logits, resolved, score_x = forward_scores(model, x, targets, ctx)
-        _, _, score_b = forward_scores(model, baseline, resolved, ctx)
+        clean = yield from clean_rows(x, targets)
+        resolved = clean.targets
+        base = yield from pass_over(baseline, resolved)
         alphas, weights = (torch.tensor(v, dtype=x.dtype, device=x.device) for v in quadrature(params.rule, k))
         delta_x = x - baseline
         total = torch.zeros_like(x)
@@ -79,11 +73,11 @@ class IntegratedGradients(Explainer):
             images, a = rows // k, alphas[rows % k].view(-1, 1, 1, 1)
             return baseline[images] + a * delta_x[images], resolved[images]
 
-        def consume(start: int, stop: int, grads: Tensor) -> None:
+        def consume(start: int, stop: int, out: PassOutput) -> None:
             rows = torch.arange(start, stop, device=x.device)
-            total.index_add_(0, rows // k, grads * weights[rows % k].view(-1, 1, 1, 1))
+            total.index_add_(0, rows // k, out.input_grads * weights[rows % k].view(-1, 1, 1, 1))
 
-        accumulate_gradients(model, n * k, make_rows, ctx, consume)
+        yield Rows(n * k, make_rows, consume, input_grad=True)
         attributions = delta_x * total
-        delta = attributions.sum(dim=(1, 2, 3)) - (score_x - score_b)
-        return Explanation(attributions, logits, resolved, {"completeness_delta": delta})
+        delta = attributions.sum(dim=(1, 2, 3)) - (clean.scores - base.scores)
+        return Explanation(attributions, clean.logits, resolved, {"completeness_delta": delta})

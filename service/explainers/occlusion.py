@@ -14,8 +14,9 @@ import torch
 from pydantic import Field, ValidationInfo, field_validator
 from torch import Tensor
 
-from .base import Capabilities, Cost, Explainer, Explanation, Params, chunks, forward_scores, score
+from .base import Capabilities, Cost, Explainer, Explanation, Params
 from .baselines import make_baseline
+from .plan import PassOutput, Rows, clean_rows
 
 
 class OcclusionParams(Params):
@@ -71,19 +72,28 @@ class Occlusion(Explainer):
         n = len(window_starts(h, params.window, params.stride)) * len(window_starts(w, params.window, params.stride))
         return Cost(forward=n + 1, backward=0, driver="stride")
 
-    def explain(self, model, x, targets, params, ctx) -> Explanation:
-        logits, resolved, score_x = forward_scores(model, x, targets, ctx)
+    def plan(self, model, x, targets, params, ctx):
+        clean = yield from clean_rows(x, targets)
+        resolved, score_x = clean.targets, clean.scores
         baseline = make_baseline(params.baseline, x, ctx.pixel_space, params.blur_sigma)
         masks = window_masks(x.shape[2], x.shape[3], params, x.device)
         k = len(masks)
         total = torch.zeros((len(x), *x.shape[2:]), dtype=x.dtype, device=x.device)
-        with torch.inference_mode():
-            for start, stop in chunks(len(x) * k, ctx.chunk_size):
-                rows = torch.arange(start, stop, device=x.device)
-                images, m = rows // k, masks[rows % k]
-                occluded = torch.where(m[:, None], baseline[images], x[images])
-                drop = score_x[images] - score(model(occluded), resolved[images], ctx.objective)
-                total.index_add_(0, images, drop.view(-1, 1, 1) * m)
+
+        def windows(start: int, stop: int) -> tuple[Tensor, Tensor]:
+            rows = torch.arange(start, stop, device=x.device)
+            return rows // k, masks[rows % k]
+
+        def make_rows(start: int, stop: int) -> tuple[Tensor, Tensor]:
+            images, m = windows(start, stop)
+            return torch.where(m[:, None], baseline[images], x[images]), resolved[images]
+
+        def consume(start: int, stop: int, out: PassOutput) -> None:
+            images, m = windows(start, stop)
+            drop = score_x[images] - out.scores
+            total.index_add_(0, images, drop.view(-1, 1, 1) * m)
+
+        yield Rows(len(x) * k, make_rows, consume)  # forward only
         coverage = masks.sum(dim=0).to(x.dtype)
-        per_pixel = (total / coverage).clone()
-        return Explanation(per_pixel[:, None].expand_as(x).clone(), logits, resolved)
+        per_pixel = total / coverage
+        return Explanation(per_pixel[:, None].expand_as(x).clone(), clean.logits, resolved)

@@ -14,15 +14,8 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from .base import (
-    Capabilities,
-    Cost,
-    Explainer,
-    Explanation,
-    Params,
-    accumulate_gradients,
-    forward_scores,
-)
+from .base import Capabilities, Cost, Explainer, Explanation, Params
+from .plan import PassOutput, Rows, clean_rows
 
 
 class SmoothGradParams(Params):
@@ -47,8 +40,9 @@ class SmoothGrad(Explainer):
     def cost(self, params, input_size) -> Cost:
         return Cost(forward=params.samples + 1, backward=params.samples, driver="samples")
 
-    def explain(self, model, x, targets, params, ctx) -> Explanation:
-        logits, resolved, _ = forward_scores(model, x, targets, ctx)
+    def plan(self, model, x, targets, params, ctx):
+        clean = yield from clean_rows(x, targets)
+        logits, resolved = clean.logits, clean.targets
         n, k = len(x), params.samples
         sigma = params.noise * (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3)))
         # secrets, not torch.seed(): reseeding torch's global generator would leak into other requests.
@@ -72,12 +66,12 @@ class SmoothGrad(Explainer):
             )
             return x[images] + noise * sigma[images].view(-1, 1, 1, 1), resolved[images]
 
-        def consume(start: int, stop: int, grads: Tensor) -> None:
-            g = grads.double()
+        def consume(start: int, stop: int, out: PassOutput) -> None:
+            g = out.input_grads.double()
             total.index_add_(0, image_index(start, stop), g)
             total_sq.index_add_(0, image_index(start, stop), g * g)
 
-        accumulate_gradients(model, n * k, make_rows, ctx, consume)
+        yield Rows(n * k, make_rows, consume, input_grad=True)
         mean, mean_sq = total / k, total_sq / k
         result = {"mean": mean, "mean_sq": mean_sq, "var": (mean_sq - mean * mean).clamp_min(0)}[self.statistic]
         seed_diag = torch.tensor(seeds, dtype=torch.int64)

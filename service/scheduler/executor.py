@@ -1,0 +1,85 @@
+"""Runs one chunk on the device: builds its rows, one pass, the gradients its rows asked for.
+
+Device work only: which rows share the chunk is the scheduler's decision (policy.py). Gradients come from
+`torch.autograd.grad` with respect to the input and the hooked layers only, so the served model's parameters
+never collect `.grad`; forward-only chunks run under `torch.inference_mode()`.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, nullcontext
+
+import torch
+from torch import Tensor, nn
+
+from ..explainers.base import Objective, resolve, score
+from ..explainers.hooks import capture_outputs, find_module
+from ..explainers.plan import PassOutput, Rows
+
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def device_context(device: torch.device, autocast: str):
+    if autocast != "off" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=AUTOCAST[autocast])
+    return nullcontext()
+
+
+def run_pass(
+    module: nn.Module,
+    parts: list[tuple[Rows, int, int]],
+    objective: Objective,
+    channels_last: bool = False,
+) -> list[PassOutput]:
+    """One forward (and backward where any part needs it) over the parts' rows; one output per part."""
+    built = [rows.make(start, stop) for rows, start, stop in parts]
+    x = torch.cat([inputs for inputs, _ in built])
+    targets = torch.cat([t for _, t in built])
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    input_grad = any(rows.input_grad for rows, _, _ in parts)
+    layers = tuple(dict.fromkeys(layer for rows, _, _ in parts for layer in rows.layers))
+    if input_grad or layers:
+        out = backward_pass(module, x, targets, objective, input_grad, layers)
+    else:
+        out = forward_pass(module, x, targets, objective)
+    results, offset = [], 0
+    for _, start, stop in parts:
+        results.append(out.rows(offset, offset + stop - start))
+        offset += stop - start
+    return results
+
+
+def forward_pass(module: nn.Module, x: Tensor, targets: Tensor, objective: Objective) -> PassOutput:
+    with torch.inference_mode():
+        logits = module(x)
+        resolved = resolve(logits, targets)
+        scores = score(logits, resolved, objective)
+    # Clones leave inference mode: plans keep these tensors and use them in later (autograd) passes.
+    return PassOutput(logits.clone(), resolved.clone(), scores.clone())
+
+
+def backward_pass(
+    module: nn.Module, x: Tensor, targets: Tensor, objective: Objective, input_grad: bool, layers: tuple[str, ...]
+) -> PassOutput:
+    with ExitStack() as stack, torch.enable_grad():
+        captured = {name: stack.enter_context(capture_outputs(find_module(module, name))) for name in layers}
+        # The input requires grad even for layer-only passes, so that the layers' outputs are in the graph
+        # when the model's weights are frozen.
+        xr = x.detach().requires_grad_(True)
+        logits = module(xr)
+        resolved = resolve(logits, targets)
+        scores = score(logits, resolved, objective)
+        activations = {name: outs[-1] for name, outs in captured.items() if outs}
+        wrt = ([xr] if input_grad else []) + list(activations.values())
+        grads = torch.autograd.grad(scores.sum(), wrt)
+    input_grads = grads[0] if input_grad else None
+    layer_grads = dict(zip(activations, grads[1:] if input_grad else grads, strict=True))
+    return PassOutput(
+        logits.detach(),
+        resolved,
+        scores.detach(),
+        input_grads,
+        {k: v.detach() for k, v in activations.items()},
+        layer_grads,
+    )
