@@ -1,4 +1,5 @@
-"""`saliency-service serve` and `saliency-service explain IMAGE` (one explanation, no server)."""
+"""`saliency-service serve`, `saliency-service explain IMAGE` (one explanation, no server) and
+`saliency-service create-key` (an API key, and the line that stores its hash)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -13,19 +15,48 @@ import signal
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from . import logs
+from .keys import ApiKeys, KeysError, check_name, hash_key, new_key
 from .settings import Settings
+
+log = logging.getLogger("service")
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: assume others can reach it
 
 
 def serve(args: argparse.Namespace) -> None:
+    overrides = {"config": args.config} if args.config else {}
+    # Settings and keys before the slow imports (torch): a bad value fails in a second, in one line.
+    settings = Settings(**overrides)
+    api_keys = ApiKeys.load(settings.api_keys, settings.api_key_hashes)
+    logs.configure(settings.log_format, args.log_level)
+
     import uvicorn
 
     from .main import create_app
 
-    overrides = {"config": args.config} if args.config else {}
-    settings = Settings(**overrides)
-    app = create_app(settings)
+    if not api_keys and not is_loopback(args.host):
+        log.warning(
+            "NO API KEYS: listening on %s, so anyone who can reach port %d can use the API; "
+            "set SALIENCY_API_KEYS (README: 'Security: API keys')",
+            args.host,
+            args.port,
+        )
+    app = create_app(settings, api_keys)
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=args.graceful_timeout
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=None,  # logs.configure set up the root logger; uvicorn's loggers propagate to it
+        timeout_graceful_shutdown=args.graceful_timeout,
     )
     server = uvicorn.Server(config)
     drain = settings.drain_seconds
@@ -40,7 +71,7 @@ def serve(args: argparse.Namespace) -> None:
                 server.should_exit = True
                 return
             app.state.draining = True
-            logging.getLogger("service").info("SIGTERM: draining for %.1f s, then shutting down", drain)
+            log.info("SIGTERM: draining for %.1f s, then shutting down", drain)
             loop.call_later(drain, lambda: setattr(server, "should_exit", True))
 
         # Ours, below, replace uvicorn's (which since 0.29 it installs in `capture_signals`, with signal.signal).
@@ -79,6 +110,25 @@ def explain_local(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def create_key(args: argparse.Namespace) -> None:
+    key = new_key()
+    digest = hash_key(key)
+    name = check_name(args.name) if args.name else f"key-{digest[:8]}"
+    print(f"# API key {name!r}: give it to its client now; it is shown only once and not stored.")
+    print(key)
+    print("# The line for the keys file (SALIENCY_API_KEYS); it holds only the key's hash:")
+    print(f"{digest}  {name}")
+
+
+def one_line(exc: ValidationError) -> str:
+    """A settings error as `SALIENCY_NAME: reason`, without pydantic's multi-line report."""
+    parts = []
+    for error in exc.errors():
+        name = "SALIENCY_" + "_".join(str(p) for p in error["loc"]).upper()
+        parts.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="saliency-service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,15 +148,23 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--config")
     e.add_argument("-o", "--output", default="overlay.png")
     e.set_defaults(func=explain_local)
+    k = sub.add_parser("create-key", help="make an API key; prints it once, and the line for the keys file")
+    k.add_argument("--name", help="the name logs and metrics show for it (default: key-<hash prefix>)")
+    k.set_defaults(func=create_key)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.func is explain_local:
+        logs.configure("text")
     try:
         args.func(args)
+    except KeysError as exc:
+        sys.exit(f"error: {exc}")
     except Exception as exc:
         from .errors import ServiceError
 
         if isinstance(exc, ServiceError):
             sys.exit(f"error: {exc.message}")
+        if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
+            sys.exit(f"error: {one_line(exc)}")
         raise
 
 

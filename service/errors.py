@@ -21,6 +21,10 @@ class ServiceError(Exception):
         return {"error": {"code": self.code, "message": self.message, "field": self.field}}
 
 
+class Unauthorized(ServiceError):
+    status, code = 401, "unauthorized"
+
+
 class NotFound(ServiceError):
     status, code = 404, "not_found"
 
@@ -57,6 +61,10 @@ class PayloadTooLarge(ServiceError):
     status, code = 413, "payload_too_large"
 
 
+class BodyTimeout(ServiceError):
+    status, code = 408, "body_timeout"
+
+
 class ModelUnavailable(ServiceError):
     status, code = 503, "model_unavailable"
 
@@ -67,3 +75,7 @@ class Overloaded(ServiceError):
 
 class ShuttingDown(ServiceError):
     status, code = 503, "shutting_down"
+
+
+class DeadlineExceeded(ServiceError):
+    status, code = 504, "deadline_exceeded"

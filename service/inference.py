@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
+from . import admission
+from .admission import Work
 from .codecs import images as image_codec
-from .codecs import saliency as saliency_codec
-from .errors import InvalidInput, InvalidParameter, InvalidTarget
-from .explainers import Explainer, Params, Registry
-from .explainers.postprocess import normalize, reduce_channels
+from .errors import InvalidInput, InvalidParameter, InvalidTarget, ServiceError
+from .explainers import Cost, Explainer, Params, Registry
 from .models import LoadedModel, ModelPool
 from .models.transforms import Geometry, to_input
-from .runner import EngineRunner
+from .rendering import prediction, predictions, render
+from .runner import EngineRunner, Progress, explain_rows
 from .schemas import (
     ExplainResponse,
     ExplainResult,
     ExplainSpec,
-    Prediction,
+    MethodResult,
+    MultiExplainResponse,
+    MultiExplainResult,
     PredictResponse,
     PredictResult,
     TargetItem,
@@ -46,12 +48,13 @@ class Services:
 
 @dataclass
 class Batch:
-    images: list[Image.Image]
+    images: list[Image.Image | None]  # None where no overlay needs the picture: its pixels are freed at once
     x: Tensor  # (N, C, H, W) on the CPU
     geometry: list[Geometry]
 
 
-def decode(raw: list[bytes | str], loaded: LoadedModel, settings: Settings) -> Batch:
+def decode(raw: Sequence[bytes | str], loaded: LoadedModel, settings: Settings, keep: bool = True) -> Batch:
+    """Pixels -> the model's input; `keep` keeps the pictures (for overlays)."""
     if len(raw) > settings.max_images:
         raise InvalidInput(f"{len(raw)} images, over the limit of {settings.max_images}", "images")
     pictures, tensors, geometry = [], [], []
@@ -60,9 +63,11 @@ def decode(raw: list[bytes | str], loaded: LoadedModel, settings: Settings) -> B
         data = image_codec.b64_to_bytes(item, field, settings.max_image_bytes) if isinstance(item, str) else item
         picture = image_codec.decode_image(data, field, settings.max_image_bytes, settings.max_image_pixels)
         tensor, geo = to_input(picture, loaded.spec)
-        pictures.append(picture)
+        pictures.append(picture if keep else None)
         tensors.append(tensor)
         geometry.append(geo)
+        del picture
+        admission.release_freed_memory()
     return Batch(pictures, torch.stack(tensors), geometry)
 
 
@@ -88,7 +93,7 @@ def resolve_targets(target: TargetItem | list[TargetItem], n: int, loaded: Loade
     return torch.tensor(out, dtype=torch.long)
 
 
-def check_cost(explainer: Explainer, params: Params, loaded: LoadedModel, settings: Settings) -> None:
+def check_cost(explainer: Explainer, params: Params, loaded: LoadedModel, settings: Settings) -> Cost:
     cost = explainer.cost(params, loaded.spec.input_size)
     if max(cost.forward, cost.backward) > settings.max_passes_per_image:
         raise InvalidParameter(
@@ -96,20 +101,7 @@ def check_cost(explainer: Explainer, params: Params, loaded: LoadedModel, settin
             f"{settings.max_passes_per_image}",
             f"method.{cost.driver}" if cost.driver else "method",
         )
-
-
-def predictions(logits: Tensor, top_k: int, labels: list[str] | None) -> list[list[Prediction]]:
-    probs = logits.float().softmax(dim=1)
-    top = probs.topk(min(top_k, logits.shape[1]), dim=1)
-    return [
-        [prediction(row_logits, row_probs, int(i), labels) for i in idx]
-        for row_logits, row_probs, idx in zip(logits, probs, top.indices, strict=True)
-    ]
-
-
-def prediction(logits: Tensor, probs: Tensor, index: int, labels: list[str] | None) -> Prediction:
-    label = labels[index] if labels else None
-    return Prediction(index=index, label=label, probability=float(probs[index]), logit=float(logits[index]))
+    return cost
 
 
 def check_top_k(top_k: int, settings: Settings) -> None:
@@ -121,7 +113,11 @@ async def predict(services: Services, model: str, raw: list[bytes | str], top_k:
     started = time.perf_counter()
     check_top_k(top_k, services.settings)
     loaded = await asyncio.to_thread(services.pool.get, model)
-    batch = await asyncio.to_thread(decode, raw, loaded, services.settings)
+    data, headers = await asyncio.to_thread(admission.inspect, raw, services.settings)
+    spec = loaded.spec
+    admission.admit(headers, Work(spec.input_size, spec.channels, passes_per_image=1), services.settings)
+    services.runner.check_queue(loaded, len(data))
+    batch = await asyncio.to_thread(decode, data, loaded, services.settings, False)
     decoded = time.perf_counter()
     logits = await services.runner.predict(loaded, batch.x)
     done = time.perf_counter()
@@ -129,74 +125,78 @@ async def predict(services: Services, model: str, raw: list[bytes | str], top_k:
     return PredictResponse(model=model, results=results, timing_ms=timings(started, decoded, done))
 
 
-async def explain(services: Services, model: str, raw: list[bytes | str], spec: ExplainSpec) -> ExplainResponse:
+def parse_methods(services: Services, spec: ExplainSpec, loaded: LoadedModel) -> list[tuple[Explainer, Params, Cost]]:
+    """Each method of the request, validated against the model; errors name the method's place."""
+    out = []
+    for i, method in enumerate(spec.method_specs()):
+        prefix = "method" if spec.methods is None else f"methods.{i}"
+        try:
+            explainer, params = services.registry.parse(method)
+            cost = check_cost(explainer, params, loaded, services.settings)
+            layer = getattr(params, "layer", None)
+            if explainer.capabilities.uses_layer and layer is not None and layer not in dict(loaded.layers):
+                raise InvalidParameter(
+                    f"layer {layer!r} is not one of the model's CAM layers (see GET /v1/models/{loaded.spec.name})",
+                    "method.layer",
+                )
+        except ServiceError as exc:
+            if exc.field is not None and exc.field.startswith("method"):
+                exc.field = prefix + exc.field.removeprefix("method")
+            raise
+        out.append((explainer, params, cost))
+    return out
+
+
+def echo(explainer: Explainer, params: Params, loaded: LoadedModel | None = None) -> dict:
+    """The method with every parameter; with `loaded`, a CAM method's layer as resolved for this model."""
+    fields = {"name": explainer.name, **params.model_dump()}
+    if loaded is not None and explainer.capabilities.uses_layer and fields.get("layer") is None:
+        fields["layer"] = loaded.default_layer
+    return fields
+
+
+async def explain(
+    services: Services, model: str, raw: list[bytes | str], spec: ExplainSpec, progress: Progress | None = None
+) -> ExplainResponse | MultiExplainResponse:
     started = time.perf_counter()
-    explainer, params = services.registry.parse(spec.method)
     check_top_k(spec.top_k, services.settings)
     loaded = await asyncio.to_thread(services.pool.get, model)
-    check_cost(explainer, params, loaded, services.settings)
-    if explainer.capabilities.uses_layer and getattr(params, "layer", None) is not None:
-        if params.layer not in {name for name, _ in loaded.layers}:
-            raise InvalidParameter(
-                f"layer {params.layer!r} is not one of the model's CAM layers (see GET /v1/models/{model})",
-                "method.layer",
-            )
-    batch = await asyncio.to_thread(decode, raw, loaded, services.settings)
+    parsed = parse_methods(services, spec, loaded)
+    data, headers = await asyncio.to_thread(admission.inspect, raw, services.settings)
     targets = resolve_targets(spec.target, len(raw), loaded)
+    admission.admit(headers, Work.of([(e, c) for e, _, c in parsed], loaded.spec, spec.output), services.settings)
+    methods = [(e, p) for e, p, _ in parsed]
+    # Before decoding, so that a refusal costs almost nothing.
+    services.runner.check_queue(loaded, explain_rows(loaded, methods, len(data)))
+    batch = await asyncio.to_thread(decode, data, loaded, services.settings, spec.output.overlay)
+    del data
     decoded = time.perf_counter()
-    result = await services.runner.explain(loaded, explainer, params, batch.x, targets, spec.objective)
+    results = await services.runner.explain(loaded, methods, batch.x, targets, spec.objective, progress)
     modelled = time.perf_counter()
-    results = await asyncio.to_thread(encode, batch, result, loaded, spec, explainer)
-    method = {"name": explainer.name, **params.model_dump()}
-    return ExplainResponse(
-        model=model,
-        method=method,
-        objective=spec.objective,
-        results=results,
-        timing_ms=timings(started, decoded, modelled),
-    )
-
-
-def encode(batch: Batch, result, loaded: LoadedModel, spec: ExplainSpec, explainer: Explainer) -> list[ExplainResult]:
-    out = spec.output
-    reduced = reduce_channels(result.attributions.float(), out.reduce)
-    maps = normalize(reduced, out.normalize)
-    signed = out.normalize == "percentile" or (
-        out.normalize == "none" and out.reduce in ("sum", "none") and explainer.capabilities.output == "pixel"
-    )
-    top = predictions(result.logits, spec.top_k, loaded.labels)
-    probs = result.logits.float().softmax(dim=1)
-    results = []
-    for i, picture in enumerate(batch.images):
-        at_original = None
-        if out.size == "original" or out.overlay:
-            # Normalize after resizing, so that the map's own extremes at the original size are 0 and 1.
-            resized = saliency_codec.to_original_size(reduced[i], batch.geometry[i])
-            at_original = normalize(resized[None], out.normalize)[0].numpy()
-        array = at_original if out.size == "original" else maps[i].numpy()
-        target = int(result.targets[i])
-        results.append(
-            ExplainResult(
-                predictions=top[i],
-                target=prediction(result.logits[i], probs[i], target, loaded.labels),
-                saliency=saliency_codec.encode_array(array, out.saliency, signed),
-                heatmap_png=b64(saliency_codec.heatmap_png(flat(array), out.colormap, signed)) if out.heatmap else None,
-                overlay_png=b64(saliency_codec.overlay_png(picture, flat(at_original), out.colormap, out.alpha, signed))
-                if out.overlay
-                else None,
-                diagnostics={k: v[i].item() for k, v in result.diagnostics.items()},
-            )
+    explainers = [e for e, _ in methods]
+    rendered = await asyncio.to_thread(render, batch.images, batch.geometry, results, explainers, spec.output)
+    first = results[0]
+    top = predictions(first.logits, spec.top_k, loaded.labels)
+    probs = first.logits.float().softmax(dim=1)
+    shared = [
+        {"predictions": top[i], "target": prediction(first.logits[i], probs[i], int(first.targets[i]), loaded.labels)}
+        for i in range(len(batch.geometry))
+    ]
+    timing = timings(started, decoded, modelled)
+    if spec.methods is None:
+        explainer, params = methods[0]
+        singles = [ExplainResult(**shared[i], **maps[0]) for i, maps in enumerate(rendered)]
+        return ExplainResponse(
+            model=model, method=echo(explainer, params), objective=spec.objective, results=singles, timing_ms=timing
         )
-    return results
-
-
-def flat(array: np.ndarray) -> np.ndarray:
-    """A map to draw: (C, H, W) maps (reduce="none") show their largest magnitude per pixel."""
-    return np.abs(array).max(axis=0) if array.ndim == 3 else array
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    echoes = [echo(e, p, loaded) for e, p in methods]
+    multi = [
+        MultiExplainResult(
+            **shared[i], explanations=[MethodResult(method=m, **r) for m, r in zip(echoes, maps, strict=True)]
+        )
+        for i, maps in enumerate(rendered)
+    ]
+    return MultiExplainResponse(model=model, methods=echoes, objective=spec.objective, results=multi, timing_ms=timing)
 
 
 def timings(started: float, decoded: float, modelled: float) -> dict[str, float]:

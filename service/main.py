@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from . import __version__
-from .api import explain, handlers, health, methods, models
+from .api import auth, explain, handlers, health, methods, models
+from .api.observe import RequestObserver, valid_request_id
 from .explainers import default_registry
 from .inference import Services
+from .keys import ApiKeys
 from .metrics import Metrics
 from .models import ModelPool, load_config
 from .runner import EngineRunner
@@ -37,8 +39,10 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
     return Services(settings=settings, pool=pool, registry=default_registry(), runner=EngineRunner(settings, metrics))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, api_keys: ApiKeys | None = None) -> FastAPI:
+    """The app; `api_keys` defaults to those the settings name (a bad keys file raises KeysError here)."""
     settings = settings or Settings()
+    api_keys = api_keys if api_keys is not None else ApiKeys.load(settings.api_keys, settings.api_key_hashes)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -52,47 +56,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             services.runner.close()
 
+    docs_open = settings.docs == "open"
     app = FastAPI(
         title="saliency-service",
         version=__version__,
         lifespan=lifespan,
         description="Predictions with saliency maps (gradient, SmoothGrad, Integrated Gradients, "
         "Grad-CAM, occlusion) for PyTorch vision models.",
+        docs_url="/docs" if docs_open else None,
+        redoc_url="/redoc" if docs_open else None,
+        openapi_url="/openapi.json" if docs_open else None,
     )
     app.state.metrics = metrics
     app.state.draining = False
+    app.state.api_keys = api_keys
     handlers.install(app)
-    for router in (health.router, models.router, methods.router, explain.router):
-        app.include_router(router)
+    keyed = [Depends(auth.require_key)]
+    app.include_router(health.router)
+    app.include_router(health.metrics_router, dependencies=keyed if settings.metrics_auth else None)
+    for router in (models.router, methods.router, explain.router):
+        app.include_router(router, dependencies=keyed, responses=auth.RESPONSES)
+    if settings.docs == "auth":
+        app.include_router(auth.docs_router(app))
+
+    # add_middleware wraps what is there: the first added runs innermost. The request id is outermost, so
+    # that every response (a 500 and a CORS refusal too) carries it and every log line of the request has it.
+    app.add_middleware(RequestObserver, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
-            expose_headers=["Retry-After"],
+            expose_headers=["Retry-After", "X-Request-ID"],
         )
-
-    @app.middleware("http")
-    async def record_metrics(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        if route is None or request.url.path == "/metrics":
-            return response
-        labels = getattr(request.state, "metric_labels", {})
-        services: Services | None = getattr(request.app.state, "services", None)
-        # Only configured names become label values: clients must not grow the metrics' cardinality.
-        model = labels.get("model", "")
-        method = labels.get("method", "")
-        if services is not None:
-            model = model if model in services.pool.specs else ("" if not model else "unknown")
-            method = method if method in services.registry.names() else ("" if not method else "unknown")
-        key = (route.path, model, method)
-        metrics.requests.labels(*key, str(response.status_code)).inc()
-        metrics.latency.labels(*key).observe(time.perf_counter() - started)
-        if response.status_code >= 400:
-            metrics.errors.labels(*key, getattr(request.state, "error_code", "http_error")).inc()
-        return response
-
+    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID", validator=valid_request_id)
     return app

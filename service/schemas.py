@@ -7,16 +7,24 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from .codecs.saliency import COLORMAPS
+from .errors import InvalidInput
 from .explainers.base import Objective
 from .explainers.postprocess import Normalize, Reduce
 
 Colormap = Literal[COLORMAPS]  # type: ignore[valid-type]
 TargetItem = Annotated[StrictInt, Field(ge=0)] | str  # strict: JSON true is not class 1
 MethodSpec = str | dict[str, Any]
+MAX_METHODS = 8
+TimeoutMs = Annotated[
+    StrictInt | None,
+    Field(ge=1, le=86_400_000, description="Deadline in ms; the server's maximum (request_timeout_s) caps it."),
+]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON string is not a number, nor true a 1, as the published schema says (the multipart
+    # form's text fields are parsed with model_validate_strings, which reads "3" as 3 on purpose).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class OutputOptions(Strict):
@@ -35,26 +43,45 @@ class OutputOptions(Strict):
 class ExplainSpec(Strict):
     """An explain request without its images (the `spec` part of a multipart request)."""
 
-    method: MethodSpec = Field("gradient", description='A method name, or {"name": ..., **parameters}.')
+    method: MethodSpec | None = Field(
+        None,
+        description='A method name, or {"name": ..., **parameters}; "gradient" when neither `method` nor `methods` is '
+        "given. Not both.",
+    )
+    methods: list[MethodSpec] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_METHODS,
+        description="Several methods on the same images: each result then has `explanations`, one per method in "
+        "this order, and methods that can share passes do (gradient, input x gradient, Grad-CAM, Grad-CAM++).",
+    )
     target: TargetItem | list[TargetItem] = Field(
         "predicted", description='"predicted", a class index, a label, or a list with one per image.'
     )
     objective: Objective = Field("logit", description="The score explained: logit, probability, log_probability.")
     top_k: int = Field(5, ge=1)
     output: OutputOptions = Field(default_factory=OutputOptions)
+    timeout_ms: TimeoutMs = None
+
+    def method_specs(self) -> list[MethodSpec]:
+        """The request's methods; checked here, after a multipart form's fields and spec part are merged."""
+        if self.method is not None and self.methods is not None:
+            raise InvalidInput("give either `method` (one method) or `methods` (a list), not both", "methods")
+        # Neither: gradient, as before `methods` existed (clients are written against that default).
+        return self.methods if self.methods is not None else [self.method or "gradient"]
 
 
 class ExplainRequest(ExplainSpec):
     images: list[str] = Field(min_length=1, description="Base64 PNG/JPEG/WebP, or data: URLs.")
 
 
-class PredictRequest(Strict):
-    images: list[str] = Field(min_length=1, description="Base64 PNG/JPEG/WebP, or data: URLs.")
-    top_k: int = Field(5, ge=1)
-
-
 class PredictSpec(Strict):
     top_k: int = Field(5, ge=1)
+    timeout_ms: TimeoutMs = None
+
+
+class PredictRequest(PredictSpec):
+    images: list[str] = Field(min_length=1, description="Base64 PNG/JPEG/WebP, or data: URLs.")
 
 
 class Prediction(BaseModel):
@@ -79,6 +106,30 @@ class ExplainResult(BaseModel):
     overlay_png: str | None
     heatmap_png: str | None
     diagnostics: dict[str, float | int]
+
+
+class MethodResult(BaseModel):
+    """One method's map of one image, in a multi-method response."""
+
+    method: dict[str, Any] = Field(description="The method with every parameter, defaults and layer filled in.")
+    saliency: SaliencyArray | None
+    heatmap_png: str | None
+    overlay_png: str | None
+    diagnostics: dict[str, float | int]
+
+
+class MultiExplainResult(BaseModel):
+    predictions: list[Prediction]
+    target: Prediction
+    explanations: list[MethodResult]
+
+
+class MultiExplainResponse(BaseModel):
+    model: str
+    methods: list[dict[str, Any]] = Field(description="The methods with every parameter, in request order.")
+    objective: Objective
+    results: list[MultiExplainResult]
+    timing_ms: dict[str, float]
 
 
 class ExplainResponse(BaseModel):

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEMO_CONFIG = Path(__file__).parent / "demo" / "models.toml"
+ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^\s/]+")  # what a browser sends in Origin: no path, no slash
+
+
+def split_list(value: object) -> object:
+    """A JSON list, or comma-separated values (pydantic-settings alone would only take JSON)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON list ({exc.msg}); or give comma-separated values") from None
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 class Settings(BaseSettings):
@@ -25,23 +41,52 @@ class Settings(BaseSettings):
         2 * 2**30, ge=2**20, description="Lowers chunk_size so one pass's activations fit in this many bytes."
     )
     max_passes_per_image: int = Field(1100, ge=1, description="Caps steps, samples and occlusion windows.")
+    # Admission (service/admission.py): checked from the image headers before any pixel is decoded; 413 beyond.
+    max_passes_per_request: int = Field(
+        16_384, ge=1, description="Caps model passes of a request over all its images (passes per image x images)."
+    )
+    max_output_pixels: int = Field(
+        50_000_000, ge=1, description="Caps original-size output pixels (size=original, overlays), summed over images."
+    )
+    max_request_bytes: int = Field(
+        512 * 2**20, ge=2**20, description="Caps a request's estimated peak memory (images, maps, PNGs, response)."
+    )
 
     # Request limits.
     max_body_bytes: int = Field(20 * 2**20, ge=1024)
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="Longest a client may take to send its body; a stalled upload gets 408."
+    )
     max_images: int = Field(16, ge=1)
     max_image_bytes: int = Field(10 * 2**20, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=1)
     max_top_k: int = Field(100, ge=1)
 
-    # Batching and queueing.
-    max_batch_size: int = Field(16, ge=1)
-    max_batch_delay_ms: float = Field(5.0, ge=0)
-    max_queue: int = Field(256, ge=1, description="Images waiting per model; beyond it requests get 503.")
-    batching: bool = True
+    # Scheduling (service/scheduler): rows of all requests on a device share passes.
+    max_queue_rows: int = Field(
+        50_000, ge=1, description="Rows (model passes) admitted per device; beyond it requests get 503 + Retry-After."
+    )
+    scheduler_age_limit: int = Field(
+        4, ge=1, description="A request skipped this many passes in a row leads the next one (no starvation)."
+    )
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="Longest a request may take; a request's timeout_ms can only lower it (504 after)."
+    )
 
     # HTTP.
-    cors_origins: list[str] = Field(default_factory=list, description='e.g. ["https://dash.example.com"] or ["*"]')
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description='"*", or origins comma-separated or as a JSON list'
+    )
     drain_seconds: float = Field(0.0, ge=0, description="On SIGTERM, report not-ready this long before exiting.")
+
+    # Security (README: "Security: API keys"). No keys: the API is open (the local demo).
+    api_keys: Path | None = Field(None, description="File of SHA-256 key hashes, one per line, optional name after.")
+    api_key_hashes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description='"sha256hex[:name]" entries, comma-separated or as a JSON list'
+    )
+    metrics_auth: bool = Field(False, description="/metrics needs a key too.")
+    docs: Literal["open", "auth", "off"] = Field("open", description="/docs, /redoc and /openapi.json")
+    log_format: Literal["text", "json"] = "text"
 
     # GPU options that change results, so off by default.
     channels_last: bool = False
@@ -53,3 +98,21 @@ class Settings(BaseSettings):
         if value != "auto" and not (value == "cpu" or value.startswith("cuda") or value == "mps"):
             raise ValueError(f'device must be "auto", "cpu", "cuda[:N]" or "mps", got {value!r}')
         return value
+
+    @field_validator("cors_origins", "api_key_hashes", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin: use '*' or scheme://host[:port] without a path")
+        return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _no_empty_path(cls, value: object) -> object:
+        return None if value == "" else value

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
 
-from .. import inference
+from .. import deadlines, inference
 from ..errors import InvalidInput
 from ..schemas import (
     ErrorBody,
     ExplainRequest,
     ExplainResponse,
     ExplainSpec,
+    MultiExplainResponse,
     PredictRequest,
     PredictResponse,
     PredictSpec,
@@ -20,22 +23,47 @@ from ..schemas import (
 from .bodies import parse
 from .deps import ServicesDep, label
 from .disconnect import cancel_on_disconnect
+from .events import Progress, progress_stream, wants_events
 
 router = APIRouter(prefix="/v1/models", tags=["inference"])
 
-ERRORS = {status: {"model": ErrorBody} for status in (404, 413, 415, 422, 503)}
+ERRORS = {status: {"model": ErrorBody} for status in (404, 408, 413, 415, 422, 503)}
 
 
-def body_doc(model: type, spec: type) -> dict:
+def self_contained(model: type[BaseModel]) -> dict:
+    """The model's JSON schema with its `$defs` written in place: an operation cannot add to the components.
+
+    (Request models are not recursive, so this ends.)
+    """
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                siblings = {key: value for key, value in node.items() if key != "$ref"}
+                return inline({**defs[ref.removeprefix("#/$defs/")], **siblings})
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return inline(schema)
+
+
+def body_doc(model: type[BaseModel], spec: type) -> dict:
     """Both request encodings in the OpenAPI document (the route reads the body itself)."""
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")},
+                "application/json": {"schema": self_contained(model)},
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
+                        "description": "Other fields, such as top_k=3 or target=1, are read as the JSON values "
+                        "they spell; the spec part wins over them.",
                         "required": ["image"],
                         "properties": {
                             "image": {"type": "array", "items": {"type": "string", "format": "binary"}},
@@ -56,31 +84,50 @@ async def predict(name: str, request: Request, services: ServicesDep) -> Predict
     """Top-k predictions for each image."""
     label(request, model=name, method="")
     images, spec = await parse(request, services.settings, PredictRequest, PredictSpec)
-    return await cancel_on_disconnect(request, inference.predict(services, name, images, spec.top_k))
+    seconds = deadlines.seconds_for(spec.timeout_ms, services.settings.request_timeout_s)
+    work = inference.predict(services, name, images, spec.top_k)
+    return await cancel_on_disconnect(request, deadlines.within(seconds, work, services.runner.metrics, name))
 
 
 @router.post(
     "/{name}/explain",
-    responses={**ERRORS, 200: {"content": {"image/png": {}}}},
+    responses={
+        **ERRORS,
+        504: {"model": ErrorBody},
+        200: {
+            "description": "The JSON body; with `Accept: image/png` the overlay; with `Accept: text/event-stream` "
+            '`progress` events ({"done", "total"} rows), then one `result` event whose data is the JSON body, '
+            "or an `error` event.",
+            "content": {"image/png": {}, "text/event-stream": {"schema": {"type": "string"}}},
+        },
+    },
     openapi_extra=body_doc(ExplainRequest, ExplainSpec),
 )
-async def explain(name: str, request: Request, services: ServicesDep) -> ExplainResponse:
-    """Predictions plus a saliency map per image; with `Accept: image/png` and one image, the overlay PNG."""
+async def explain(name: str, request: Request, services: ServicesDep) -> ExplainResponse | MultiExplainResponse:
+    """Predictions plus saliency maps; `Accept: image/png` gives the overlay, `text/event-stream` progress."""
     label(request, model=name, method="")
     images, spec = await parse(request, services.settings, ExplainRequest, ExplainSpec)
-    label(
-        request,
-        model=name,
-        method=spec.method if isinstance(spec.method, str) else str(spec.method.get("name")),
-    )
-    wants_png = "image/png" in request.headers.get("accept", "")
+    names = [m if isinstance(m, str) else str(m.get("name")) for m in spec.method_specs()]
+    label(request, model=name, method=names[0] if len(names) == 1 else "multiple")
+    accept = request.headers.get("accept", "")
+    wants_png = "image/png" in accept
     if wants_png:
-        if len(images) != 1:
-            raise InvalidInput("Accept: image/png returns one overlay: send exactly one image", "images")
+        if len(images) != 1 or spec.methods is not None:
+            raise InvalidInput("Accept: image/png returns one overlay: send one image and one method", "images")
         spec.output.overlay = True
-    response = await cancel_on_disconnect(request, inference.explain(services, name, images, spec))
-    services_metrics = request.app.state.metrics
-    services_metrics.images.labels(name, response.method["name"]).inc(len(response.results))
+    seconds = deadlines.seconds_for(spec.timeout_ms, services.settings.request_timeout_s)
+    metrics = services.runner.metrics
+
+    async def work(progress: Progress | None = None) -> ExplainResponse | MultiExplainResponse:
+        job = inference.explain(services, name, images, spec, progress)
+        response = await deadlines.within(seconds, job, metrics, name)
+        metrics.images.labels(name, names[0] if len(names) == 1 else "multiple").inc(len(response.results))
+        return response
+
+    if wants_events(accept):
+        return await progress_stream(work)  # type: ignore[return-value]
+    response = await cancel_on_disconnect(request, work())
     if wants_png:
-        return Response(base64.b64decode(response.results[0].overlay_png), media_type="image/png")
+        assert isinstance(response, ExplainResponse)
+        return Response(base64.b64decode(response.results[0].overlay_png or ""), media_type="image/png")  # type: ignore[return-value]
     return response

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
+from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -39,9 +39,10 @@ async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
 
 
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # A bug, not the client's fault: log it with an id the client can quote, answer without internals.
-    request_id = uuid.uuid4().hex[:12]
-    log.exception("unhandled error, request id %s", request_id)
+    # A bug, not the client's fault: log it with the request id (also in the X-Request-ID header) that the
+    # client can quote, and answer without internals. Called by service.api.observe, inside CORS.
+    request_id = correlation_id.get() or "-"
+    log.error("unhandled error, request id %s", request_id, exc_info=exc)
     request.state.error_code = "internal"
     return error_response(500, "internal", f"internal error (request id {request_id})")
 
@@ -50,4 +51,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
+    # Unexpected exceptions are answered by service.api.observe.RequestObserver: an `Exception` handler
+    # here would run in ServerErrorMiddleware, outside CORS and the request-id middleware.

@@ -9,6 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .deps import MetricsDep, ServicesDep
 
 router = APIRouter(tags=["health"])
+# Its own router: the app may put /metrics behind the API keys (SALIENCY_METRICS_AUTH), never the probes.
+metrics_router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
@@ -28,7 +30,7 @@ def readyz(request: Request, services: ServicesDep) -> JSONResponse:
     return JSONResponse({"status": "ready", "models": {}})
 
 
-@router.get("/metrics", response_class=Response)
+@metrics_router.get("/metrics", response_class=Response)
 def metrics(metrics: MetricsDep) -> Response:
     """Prometheus metrics in the text exposition format."""
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -8,11 +8,13 @@ import io
 import re
 import warnings
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InvalidImage, PayloadTooLarge
 
 FORMATS = ("PNG", "JPEG", "WEBP")
+SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.ASCII)
 
 
@@ -25,6 +27,17 @@ def b64_to_bytes(text: str, field: str, max_bytes: int) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidImage("not valid base64 (or a data:image/...;base64, URL)", field) from None
+
+
+def to_8_bit(image: Image.Image) -> Image.Image:
+    """16-bit greyscale as "L", v / 257 rounded: Pillow's convert("L") clips it at 255, a white picture.
+
+    Pillow reads 16-bit RGB(A) and grey+alpha PNGs as 8-bit already (their high byte); only grey stays wide.
+    """
+    if image.mode not in SIXTEEN_BIT_GREY:
+        return image
+    values = np.clip(np.asarray(image), 0, 65535).astype(np.uint32)  # "I" is 32-bit signed
+    return Image.fromarray(((values + 128) // 257).astype(np.uint8))
 
 
 def decode_image(data: bytes, field: str, max_bytes: int, max_pixels: int) -> Image.Image:
@@ -51,4 +64,29 @@ def decode_image(data: bytes, field: str, max_bytes: int, max_pixels: int) -> Im
         raise InvalidImage(f"image cannot be decoded (truncated or corrupt): {exc}", field) from None
     if image.width < 1 or image.height < 1:
         raise InvalidImage("image has no pixels", field)
-    return image
+    return to_8_bit(image)  # here, so the model and the overlay both see the right picture
+
+
+def read_header(data: bytes, field: str, max_bytes: int, max_pixels: int) -> tuple[int, int, str, str]:
+    """(width, height, mode, format) from the header alone, so a request's cost is known before any pixel is decoded.
+
+    Refuses what decode_image refuses from the header (size, format); damage past the header shows there.
+    """
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"image is {len(data)} bytes, over the {max_bytes}-byte limit", field)
+    if not data:
+        raise InvalidImage("empty image", field)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+                width, height, mode, kind = image.width, image.height, image.mode, str(image.format)
+    except UnidentifiedImageError:
+        raise InvalidImage(f"not an image in a supported format ({', '.join(FORMATS)})", field) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PayloadTooLarge("image is too many pixels (decompression bomb)", field) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"image cannot be decoded (truncated or corrupt): {exc}", field) from None
+    if width * height > max_pixels:
+        raise PayloadTooLarge(f"image is {width}x{height} pixels, over the {max_pixels}-pixel limit", field)
+    return width, height, mode, kind

@@ -23,9 +23,12 @@ OBJECTIVES: tuple[str, ...] = ("logit", "probability", "log_probability")
 
 
 class Params(BaseModel):
-    """Base of every method's parameters: unknown fields are errors, not silently ignored."""
+    """Base of every method's parameters: unknown fields are errors, not silently ignored.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict, as the published JSON schema reads: "5", true and 5.0 are not the integer 5 (an int is a float).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 @dataclass(frozen=True)

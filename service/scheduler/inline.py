@@ -14,12 +14,15 @@ from .jobs import Job, PlanState
 from .policy import Scheduler
 
 
-def run_plans(module: nn.Module, plans: list[Plan], objective: Objective, chunk_size: int) -> list[object]:
+def run_plans(
+    module: nn.Module, plans: list[Plan], objective: Objective, chunk_size: int, channels_last: bool = False
+) -> list[object]:
     job = Job(module, [PlanState(p) for p in plans], objective, capacity=chunk_size, total_rows=0)
     scheduler = Scheduler()
     scheduler.add(job)
     while (chunk := scheduler.next_chunk()) is not None:
-        outputs = run_pass(chunk.module, [(slot.rows, a, b) for _, slot, a, b in chunk.parts], chunk.objective)
+        parts = [(slot.rows, a, b) for _, slot, a, b in chunk.parts]
+        outputs = run_pass(chunk.module, parts, chunk.objective, channels_last)
         scheduler.complete(chunk, outputs)
     if job.error is not None:
         raise job.error

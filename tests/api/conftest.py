@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sklearn.datasets import load_sample_images
 
+from service import logs
 from service.main import create_app
 from service.settings import Settings
 
@@ -211,3 +213,19 @@ def image_bytes() -> Callable[..., bytes]:
 def write_config_file() -> Callable[..., Path]:
     """write_config(folder, filename, *entries): a models TOML whose relative paths resolve in `folder`."""
     return write_config
+
+
+@pytest.fixture
+def json_log() -> Iterator[Callable[[], list[dict]]]:
+    """The JSON log lines (service.logs) written while the test runs, as dicts; the root logger at INFO."""
+    stream = io.StringIO()
+    handler = logs.handler("json", stream)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

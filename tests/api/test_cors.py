@@ -65,3 +65,24 @@ def test_cors_is_off_by_default(client):
     assert response.status_code == 200
     assert "access-control-allow-origin" not in response.headers
     assert preflight(client, ORIGIN).status_code == 405
+
+
+def test_a_500_carries_the_cors_headers_and_the_request_id(cors_client, photos, monkeypatch):
+    # Starlette answers unhandled errors outside every user middleware, CORS included; the service must not.
+    from service import inference
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(inference, "predict", broken)
+    response = cors_client.post(
+        "/v1/models/shapes18/predict", json={"images": [photos["chelsea.jpg"].b64]}, headers={"Origin": ORIGIN}
+    )
+    assert response.status_code == 500
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    request_id = response.headers["x-request-id"]
+    assert response.json() == {
+        "error": {"code": "internal", "message": f"internal error (request id {request_id})", "field": None}
+    }
+    exposed = {h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")}
+    assert {"x-request-id", "retry-after"} <= exposed

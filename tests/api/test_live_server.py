@@ -1,16 +1,23 @@
-"""The real server: `python -m service.cli serve` over TCP, then SIGTERM with a drain period."""
+"""The real server: `python -m service.cli serve` over TCP, then SIGTERM with a drain period; a client
+that leaves mid-request; the JSON log; a stalled upload."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.keys import hash_key
 
 STARTUP_SECONDS = 120  # importing torch on a busy 2-core machine is slow
 # The demo CNN (random weights) loads in a fraction of resnet18's time.
@@ -30,17 +37,21 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(model_dir, write_config_file, tmp_path):
-    """(process, base URL, log path) of a server with a 1 s drain; killed if a test leaves it running."""
+def launch(model_dir, write_config_file, tmp_path):
+    """launch(**env) -> (process, base URL, log path) of a server with a 1 s drain, once /healthz answers;
+    killed if a test leaves it running."""
     config = write_config_file(model_dir, "live.toml", TINY)
-    port = free_port()
-    log = tmp_path / "server.log"
-    env = {**os.environ, "SALIENCY_DRAIN_SECONDS": "1", "SALIENCY_DEVICE": "cpu"}
-    command = [sys.executable, "-m", "service.cli", "serve", "--config", str(config), "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    processes = []
+
+    def start(**extra_env: str):
+        port = free_port()
+        log = tmp_path / f"server-{port}.log"
+        env = {**os.environ, "SALIENCY_DRAIN_SECONDS": "1", "SALIENCY_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
+        command = [sys.executable, "-m", "service.cli", "serve", "--config", str(config), "--port", str(port)]
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, env={**env, **extra_env}, stdout=out, stderr=subprocess.STDOUT)
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             assert process.poll() is None, f"server exited early:\n{log.read_text()}"
@@ -50,11 +61,20 @@ def server(model_dir, write_config_file, tmp_path):
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield process, base, log
+        return process, base, log
+
+    try:
+        yield start
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def server(launch):
+    return launch()
 
 
 def test_serves_over_tcp_and_drains_on_sigterm(server, photos):
@@ -81,3 +101,98 @@ def test_serves_over_tcp_and_drains_on_sigterm(server, photos):
     assert process.wait(timeout=30) == 0, log.read_text()
     assert time.monotonic() - started >= 1.0  # it waited out the drain
     assert "draining" in log.read_text()
+
+
+KEY = "live-test-key"
+EXPLAIN = "/v1/models/{name}/explain"
+
+
+def requests_total(http: httpx.Client, **labels: str) -> float:
+    for family in text_string_to_metric_families(http.get("/metrics").text):
+        for s in family.samples:
+            if s.name == "saliency_requests_total" and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    return 0.0
+
+
+def test_a_client_that_leaves_mid_request_is_a_499_and_one_info_line(launch, photos):
+    process, base, log = launch(SALIENCY_LOG_FORMAT="json", SALIENCY_API_KEY_HASHES=f"{hash_key(KEY)}:live")
+    # Slow on purpose (16 images x 1000 steps on one CPU thread, half a minute on a laptop): the client is
+    # gone long before the end.
+    body = json.dumps(
+        {"images": [photos["chelsea.jpg"].b64] * 16, "method": {"name": "integrated_gradients", "steps": 1000}}
+    ).encode()
+    head = (
+        "POST /v1/models/tiny/explain HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nX-API-Key: {KEY}\r\nX-Request-ID: leaving-client\r\n\r\n"
+    )
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(head.encode() + body)
+        time.sleep(0.5)  # the body is read and the work under way
+    with httpx.Client(base_url=base, timeout=30) as http:
+        deadline = time.monotonic() + 30
+        while requests_total(http, endpoint=EXPLAIN, status="499") == 0:
+            assert time.monotonic() < deadline, f"no 499 counted:\n{log.read_text()}"
+            time.sleep(0.2)
+        assert requests_total(http, endpoint=EXPLAIN, model="tiny", key="live", status="499") == 1
+        assert requests_total(http, endpoint=EXPLAIN, status="200") == 0  # it did not finish first
+        models = http.get("/v1/models", headers={"Authorization": f"Bearer {KEY}", "X-Request-ID": "staying-client"})
+        assert models.status_code == 200 and models.headers["x-request-id"] == "staying-client"
+
+    text = log.read_text()
+    lines = [json.loads(line) for line in text.splitlines()]  # one format: every line is JSON
+    assert "Traceback" not in text and not [line for line in lines if line["level"] in ("ERROR", "CRITICAL")]
+    (left,) = [line for line in lines if "disconnect" in line["message"]]
+    assert left["level"] == "INFO" and left["request_id"] == "leaving-client" and left["key_name"] == "live"
+    (access,) = [line for line in lines if line["logger"] == "uvicorn.access" and line.get("path") == "/v1/models"]
+    assert access["request_id"] == "staying-client" and access["key_name"] == "live" and access["status"] == 200
+    assert KEY not in text
+
+
+def answer(connection: socket.socket) -> tuple[bytes, dict]:
+    """The status line and the JSON body of the one answer on `connection` (a 408 closes it)."""
+    data = b""
+    with contextlib.suppress(ConnectionResetError):  # closing on a client still sending may reset
+        while chunk := connection.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], json.loads(body)
+
+
+def trickle(connection: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):  # until the server closes the connection
+        for byte in data:
+            time.sleep(0.25)
+            connection.sendall(bytes([byte]))
+
+
+def test_a_stalled_upload_gets_a_408_within_the_body_timeout(launch, photos):
+    process, base, log = launch(SALIENCY_BODY_TIMEOUT_S="1")
+    good = {"images": [photos["chelsea.jpg"].b64]}
+    body = json.dumps(good).encode()
+    head = (
+        "POST /v1/models/tiny/predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as stalled:
+        stalled.sendall(head + body[: len(body) // 2])  # then nothing more
+        started = time.monotonic()
+        status, error = answer(stalled)
+    assert status == b"HTTP/1.1 408 Request Timeout" and error["error"]["code"] == "body_timeout", error
+    assert 0.9 < time.monotonic() - started < 5
+
+    # A byte every 0.25 s, each in time: the limit is on the whole body, not on each read.
+    with socket.create_connection((host, int(port)), timeout=10) as trickling:
+        trickling.sendall(head + body[: len(body) // 2])
+        started = time.monotonic()
+        sender = threading.Thread(target=trickle, args=(trickling, body[len(body) // 2 :][:40]))
+        sender.start()
+        status, error = answer(trickling)
+        sender.join()
+    assert status == b"HTTP/1.1 408 Request Timeout" and 0.9 < time.monotonic() - started < 5
+
+    with httpx.Client(base_url=base, timeout=30) as http:
+        assert http.post("/v1/models/tiny/predict", json=good).status_code == 200
+    assert "Traceback" not in log.read_text()

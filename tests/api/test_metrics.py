@@ -68,3 +68,9 @@ def test_model_gauges(client):
 def test_scrapes_are_not_counted(client):
     client.get("/metrics")
     assert sample(client, "saliency_requests_total", endpoint="/metrics") == 0
+
+
+def test_process_and_platform_metrics_are_in_the_apps_registry(client):
+    names = {family.name for family in text_string_to_metric_families(client.get("/metrics").text)}
+    assert {"process_cpu_seconds", "process_resident_memory_bytes", "process_open_fds", "python_info"} <= names
+    assert "python_gc_collections" in names

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from openapi_spec_validator import validate
+
 from service import openapi
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
@@ -19,6 +21,30 @@ def test_committed_document_is_up_to_date():
 def test_served_document_is_the_committed_one(client):
     # The settings of a running app (its models, limits, CORS) do not change the document.
     assert client.get("/openapi.json").json() == json.loads(COMMITTED.read_text())
+
+
+def refs(node) -> list[str]:
+    """Every `$ref` in a JSON document."""
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [ref for value in node.values() for ref in refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in refs(value)]
+    return []
+
+
+def test_committed_document_is_valid_openapi():
+    document = json.loads(COMMITTED.read_text())
+    validate(document)
+    found = refs(document)
+    assert found
+    for ref in found:
+        assert ref.startswith("#/"), ref  # nothing outside the document
+        node = document
+        for part in ref.removeprefix("#/").split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            assert isinstance(node, dict) and part in node, f"dangling $ref {ref}"
+            node = node[part]
 
 
 def test_document_covers_the_api():

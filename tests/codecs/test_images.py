@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageFile
 from sklearn.datasets import load_sample_images
 
-from service.codecs.images import b64_to_bytes, decode_image
+from service.codecs.images import b64_to_bytes, decode_image, to_8_bit
 from service.errors import InvalidImage, PayloadTooLarge
 
 MB = 2**20
@@ -54,6 +54,27 @@ def test_decodes_other_modes(image_bytes):
     for image in (sixteen_bit, Image.new("LA", (9, 7)), Image.new("P", (9, 7)), Image.new("1", (9, 7))):
         assert decode(image_bytes(image, "PNG")).size == image.size
     assert decode(image_bytes(Image.new("CMYK", (9, 7)), "JPEG")).mode == "CMYK"
+
+
+@pytest.mark.parametrize("layout", ["grey", "rgb"])
+def test_16_bit_images_decode_as_their_8_bit_twins(chelsea, image_bytes, png16, layout):
+    pixels = chelsea if layout == "rgb" else np.asarray(Image.fromarray(chelsea).convert("L"))
+    eight, sixteen = decode(image_bytes(pixels, "PNG")), decode(png16(pixels.astype(np.uint16) * 257))
+    assert sixteen.mode == eight.mode
+    for mode in ("L", "RGB"):  # what the models and the overlay convert to
+        np.testing.assert_array_equal(np.asarray(sixteen.convert(mode)), np.asarray(eight.convert(mode)))
+
+
+def test_16_bit_grey_is_scaled_to_8_bits_not_clipped(png16):
+    values = np.array([[0, 128, 129, 257, 32767, 32768, 65534, 65535]], np.uint16)
+    expected = [[0, 0, 1, 1, 127, 128, 255, 255]]  # v / 257, rounded
+    np.testing.assert_array_equal(np.asarray(decode(png16(values)).convert("L")), expected)
+    for image in (  # modes Pillow has opened 16-bit grey PNGs as, and may again
+        Image.frombytes("I;16B", (8, 1), values.astype(">u2").tobytes()),
+        Image.fromarray(values.astype(np.int32)),
+    ):
+        np.testing.assert_array_equal(np.asarray(to_8_bit(image)), expected)
+    assert np.asarray(to_8_bit(Image.fromarray(np.array([[-5, 70_000]], np.int32)))).tolist() == [[0, 255]]
 
 
 def test_applies_the_exif_orientation(image_bytes):

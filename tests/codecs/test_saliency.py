@@ -138,6 +138,24 @@ def test_overlay_takes_any_image_mode_and_keeps_its_size(chelsea):
         assert png_pixels(overlay_png(image, values, "viridis", 0.5, signed=False)).shape == (300, 451, 3)
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_drawing_in_strips_is_drawing_the_whole_image_at_once(chelsea, monkeypatch, signed):
+    # Strips bound the float temporaries of big images; the display scale stays the whole map's.
+    image = Image.fromarray(chelsea).convert("P")
+    values = np.random.default_rng(0).standard_normal((300, 451)).astype(np.float32)
+    whole = png_pixels(overlay_png(image, values, "RdBu_r", 0.4, signed))
+    if signed:
+        unit = np.clip(values / np.abs(values).max(), -1, 1) / 2 + 0.5
+    else:
+        unit = (values - values.min()) / (values.max() - values.min())
+    heat = colormaps["RdBu_r"](unit, bytes=True)[..., :3].astype(np.float32)
+    expected = np.clip(np.rint(0.6 * np.asarray(image.convert("RGB"), np.float32) + 0.4 * heat), 0, 255)
+    np.testing.assert_array_equal(whole, expected.astype(np.uint8))
+    monkeypatch.setattr("service.codecs.saliency.STRIP_PIXELS", 1000)  # two rows a strip
+    np.testing.assert_array_equal(png_pixels(overlay_png(image, values, "RdBu_r", 0.4, signed)), whole)
+    np.testing.assert_array_equal(png_pixels(heatmap_png(values, "RdBu_r", signed)), heat.astype(np.uint8))
+
+
 def test_to_original_size_for_an_exact_resize():
     geometry = Geometry(width=100, height=50, box=(0.0, 0.0, 100.0, 50.0))
     out = to_original_size(torch.ones(64, 64), geometry)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from service.keys import ApiKeys
 from service.models import load_config
 from service.settings import Settings
 
@@ -71,7 +72,7 @@ def test_manifests_validate_against_the_kubernetes_schema(filename: str, version
 
 def test_the_manifests_hold_every_kind_the_deployment_needs() -> None:
     kinds = {key.split("/")[0] for key in manifests()}
-    expected = {"Deployment", "Service", "ConfigMap", "PersistentVolumeClaim", "HorizontalPodAutoscaler"}
+    expected = {"Deployment", "Service", "ConfigMap", "Secret", "PersistentVolumeClaim", "HorizontalPodAutoscaler"}
     assert expected | {"PodDisruptionBudget"} | CUSTOM_KINDS == kinds
     assert the("HorizontalPodAutoscaler")["apiVersion"] == "autoscaling/v2"
     assert the("PodDisruptionBudget")["apiVersion"] == "policy/v1"
@@ -140,6 +141,18 @@ def test_configmap_is_a_valid_models_config_mounted_where_saliency_config_points
     weights_mounts = [m["mountPath"] for m in container["volumeMounts"]]
     for spec in specs:
         assert spec.weights is not None and any(str(spec.weights).startswith(m + "/") for m in weights_mounts)
+
+
+def test_api_keys_secret_is_a_valid_keys_file_mounted_read_only_where_saliency_api_keys_points(tmp_path: Path) -> None:
+    container, pod_spec = service_container(), the("Deployment")["spec"]["template"]["spec"]
+    keys_file = Path(env_of(container)["SALIENCY_API_KEYS"])
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(keys_file.parent)]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod_spec["volumes"] if v["name"] == mount["name"]]
+    secret = the("Secret", volume["secret"]["secretName"])
+    (tmp_path / keys_file.name).write_text(secret["stringData"][keys_file.name])
+    keys = ApiKeys.load(tmp_path / keys_file.name)  # the service's own parser
+    assert keys and keys.name_of("") is None
 
 
 def test_weights_volume_is_the_pvc() -> None:

@@ -1,185 +1,261 @@
-"""Dynamic batching: gathering, splitting, equality with unbatched runs, queue limits, cancellation."""
+"""The engine runner: requests share passes row by row, stay exact, and leave the device when abandoned."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
 
-from service.errors import Overloaded
-from service.explainers import default_registry
+from service.errors import InvalidParameter, Overloaded
+from service.explainers import ExplainContext, PixelSpace, default_registry
 from service.metrics import Metrics
 from service.models import ModelPool, load_config
-from service.runner import EngineRunner, chunk_rows, run_explain
+from service.runner import EngineRunner, chunk_rows
 from service.settings import Settings
+
+REGISTRY = default_registry()
+CASES = {
+    "gradient": {},
+    "input_x_gradient": {},
+    "integrated_gradients": {"steps": 4},
+    "smoothgrad": {"samples": 3, "seed": 7},
+    "gradcam": {},
+    "gradcam_pp": {},
+    "occlusion": {"window": 16, "stride": 8},
+}
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
+def pool(tmp_path_factory) -> ModelPool:
     folder: Path = tmp_path_factory.mktemp("runner")
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18(num_classes=5).state_dict(), folder / "r18.pt")
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), folder / "other.pt")
     (folder / "models.toml").write_text(
         '[[models]]\nname = "r18"\narchitecture = "torchvision:resnet18"\nweights = "r18.pt"\n'
-        "num_classes = 5\ninput_size = [32, 32]\n"
+        "num_classes = 5\ninput_size = [32, 32]\n\n"
+        '[[models]]\nname = "other"\narchitecture = "torchvision:resnet18"\nweights = "other.pt"\n'
+        "num_classes = 3\ninput_size = [32, 32]\n"
     )
-    return ModelPool(load_config(folder / "models.toml"), device="cpu").get("r18")
+    return ModelPool(load_config(folder / "models.toml"), device="cpu")
 
 
-def batch_sizes(metrics: Metrics) -> list[float]:
-    samples = metrics.batch_size.collect()[0].samples
-    return [s.value for s in samples if s.name.endswith("_count") or s.name.endswith("_sum")]
+@pytest.fixture(scope="module")
+def loaded(pool):
+    return pool.get("r18")
 
 
-@pytest.mark.parametrize("method", ["gradient", "integrated_gradients", "gradcam", "smoothgrad"])
-def test_concurrent_requests_share_a_batch_and_match_unbatched_results(loaded, method):
-    settings = Settings(max_batch_size=8, max_batch_delay_ms=200, chunk_size=4)
+def method(name: str, **extra):
+    return REGISTRY.parse({"name": name, **CASES.get(name, {}), **extra})
+
+
+def alone(loaded, name: str, x, t, objective="logit"):
+    """The method run by itself, synchronously: the reference every scheduled result must equal."""
+    explainer, params = method(name)
+    spec = loaded.spec
+    ctx = ExplainContext(objective, 64, PixelSpace(spec.mean, spec.std), loaded.default_layer)
+    return explainer.explain(loaded.module, x, t, params, ctx)
+
+
+def record(into: list):
+    return lambda done, total: into.append((done, total))
+
+
+def assert_same(a, b):
+    torch.testing.assert_close(a.attributions, b.attributions, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(a.logits, b.logits, rtol=1e-4, atol=1e-5)
+    assert torch.equal(a.targets, b.targets)
+    for key in b.diagnostics:
+        if key != "seed":
+            torch.testing.assert_close(a.diagnostics[key], b.diagnostics[key], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_concurrent_requests_of_every_method_share_passes_and_stay_exact(loaded, chunk):
     metrics = Metrics()
-    runner = EngineRunner(settings, metrics)
-    explainer, params = default_registry().parse(
-        {
-            "name": method,
-            **({"steps": 4} if method == "integrated_gradients" else {}),
-            **({"samples": 3, "seed": 7} if method == "smoothgrad" else {}),
-        }
-    )
+    runner = EngineRunner(Settings(chunk_size=chunk), metrics)
     torch.manual_seed(1)
-    inputs = [torch.randn(n, 3, 32, 32) for n in (1, 2, 1, 3)]
-    targets = [torch.tensor([-1]), torch.tensor([2, -1]), torch.tensor([4]), torch.tensor([0, 1, -1])]
+    jobs = [(name, torch.randn(n, 3, 32, 32), torch.tensor([-1, 2, 4][:n])) for name in CASES for n in (1, 2)]
 
     async def run_all():
-        return await asyncio.gather(
-            *[runner.explain(loaded, explainer, params, x, t, "logit") for x, t in zip(inputs, targets, strict=True)]
-        )
+        return await asyncio.gather(*[runner.explain(loaded, [method(m)], x, t, "logit") for m, x, t in jobs])
 
     outs = asyncio.run(run_all())
     runner.close()
-    count, total = batch_sizes(metrics)
-    assert (count, total) == (1.0, 7.0), "all four requests should have run as one batch of 7 images"
-    for x, t, out in zip(inputs, targets, outs, strict=True):
-        alone = run_explain(loaded, explainer, params, x, t, "logit", settings)
-        assert out.attributions.shape == alone.attributions.shape
-        torch.testing.assert_close(out.attributions, alone.attributions, rtol=1e-4, atol=1e-6)
-        torch.testing.assert_close(out.targets, alone.targets)
-        explicit = t >= 0
-        assert torch.equal(out.targets[explicit], t[explicit])
+    for (name, x, t), (out,) in zip(jobs, outs, strict=True):
+        assert_same(out, alone(loaded, name, x, t))
+    sizes = metrics.registry.get_sample_value("saliency_chunk_rows_count", {"device": "cpu"})
+    rows = sum(s.value for s in metrics.rows.collect()[0].samples if s.name.endswith("_total"))
+    assert chunk == 1 or sizes < rows, "rows of different requests should have shared passes"
 
 
-def test_batches_respect_max_batch_size(loaded):
-    metrics = Metrics()
-    runner = EngineRunner(Settings(max_batch_size=2, max_batch_delay_ms=100), metrics)
-    explainer, params = default_registry().parse("gradient")
-
-    async def run_all():
-        return await asyncio.gather(
-            *[
-                runner.explain(loaded, explainer, params, torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit")
-                for _ in range(5)
-            ]
-        )
-
-    outs = asyncio.run(run_all())
+def test_several_methods_in_one_request_equal_the_single_method_results(loaded):
+    torch.manual_seed(2)
+    x, t = torch.randn(3, 3, 32, 32), torch.tensor([-1, 1, 3])
+    names = list(CASES)
+    runner = EngineRunner(Settings(chunk_size=5))
+    outs = asyncio.run(runner.explain(loaded, [method(m) for m in names], x, t, "probability"))
     runner.close()
-    assert len(outs) == 5
-    count, total = batch_sizes(metrics)
-    assert total == 5 and count == 3  # 2 + 2 + 1
+    for name, out in zip(names, outs, strict=True):
+        assert_same(out, alone(loaded, name, x, t, "probability"))
 
 
-def test_full_queue_answers_overloaded_with_retry_after(loaded):
-    runner = EngineRunner(Settings(max_queue=3, max_batch_delay_ms=2000, max_batch_size=64))
-    explainer, params = default_registry().parse("gradient")
-    slow, slow_params = default_registry().parse({"name": "integrated_gradients", "steps": 64})
-
-    async def run_all():
-        busy = asyncio.ensure_future(  # occupies the device, so the next request queues
-            runner.explain(loaded, slow, slow_params, torch.randn(2, 3, 32, 32), torch.full((2,), -1), "logit")
-        )
-        await asyncio.sleep(0.01)
-        first = asyncio.ensure_future(
-            runner.explain(loaded, explainer, params, torch.randn(3, 3, 32, 32), torch.full((3,), -1), "logit")
-        )
-        await asyncio.sleep(0.01)
-        with pytest.raises(Overloaded) as info:
-            await runner.explain(loaded, explainer, params, torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit")
-        assert info.value.status == 503 and info.value.headers["Retry-After"]
-        await busy
-        return await first
-
-    assert asyncio.run(run_all()).attributions.shape == (3, 3, 32, 32)
-    runner.close()
-
-
-def test_cancelled_request_leaves_the_queue(loaded):
+def test_gradient_and_cam_methods_together_cost_one_pass(loaded):
     metrics = Metrics()
-    runner = EngineRunner(Settings(max_batch_delay_ms=2000, max_batch_size=64), metrics)
-    explainer, params = default_registry().parse("gradient")
-    slow, slow_params = default_registry().parse({"name": "integrated_gradients", "steps": 64})
+    runner = EngineRunner(Settings(), metrics)
+    x = torch.randn(2, 3, 32, 32)
+    names = ["gradient", "input_x_gradient", "gradcam", "gradcam_pp"]
+    asyncio.run(runner.explain(loaded, [method(m) for m in names], x, torch.tensor([-1, -1]), "logit"))
+    runner.close()
+    assert metrics.registry.get_sample_value("saliency_chunk_rows_count", {"device": "cpu"}) == 1
+    assert metrics.registry.get_sample_value("saliency_rows_total", {"device": "cpu", "kind": "backward"}) == 2
+
+
+def test_a_cheap_request_finishes_while_a_long_one_runs(loaded):
+    runner = EngineRunner(Settings(chunk_size=8))
+    heavy = method("integrated_gradients", steps=256)
+    progress: list[tuple[int, int]] = []
 
     async def scenario():
-        # Keep the device busy so that the next requests wait in the queue for companions.
-        busy = asyncio.ensure_future(
-            runner.explain(loaded, slow, slow_params, torch.randn(4, 3, 32, 32), torch.full((4,), -1), "logit")
+        long = asyncio.ensure_future(
+            runner.explain(loaded, [heavy], torch.randn(2, 3, 32, 32), torch.tensor([-1, -1]), "logit", record(progress))
         )
-        await asyncio.sleep(0.01)
-        gone = asyncio.ensure_future(
-            runner.explain(loaded, explainer, params, torch.randn(2, 3, 32, 32), torch.full((2,), -1), "logit")
-        )
-        stays = asyncio.ensure_future(
-            runner.explain(loaded, explainer, params, torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit")
-        )
-        await asyncio.sleep(0.02)
-        assert runner._queued["r18"] == 3 == gauge()
-        gone.cancel()  # what the API does when the client disconnects
-        await asyncio.sleep(0)
-        # The gauge follows at once: the autoscaler must not see queued work that left.
-        assert runner._queued["r18"] == 1 == gauge()
-        stays.cancel()
-        await asyncio.sleep(0)
-        assert gauge() == 0
-        await busy
+        while not progress:  # the long request is running
+            await asyncio.sleep(0.001)
+        started = time.perf_counter()
+        await runner.explain(loaded, [method("gradient")], torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit")
+        cheap = time.perf_counter() - started
+        at_cheap_done = progress[-1]
+        await long
+        return cheap, at_cheap_done
 
-    def gauge() -> float:
-        return metrics.registry.get_sample_value("saliency_queue_depth", {"model": "r18"})
-
-    asyncio.run(scenario())
+    cheap, (done, total) = asyncio.run(scenario())
     runner.close()
-    assert gauge() == 0
-    samples = {s.labels["method"]: s.value for s in metrics.batch_size.collect()[0].samples if s.name.endswith("_sum")}
-    assert "gradient" not in samples, "the cancelled requests' images must not run"
+    assert done < total / 4, f"the cheap request waited for {done} of the long one's {total} rows"
+    assert cheap < 2.0
 
 
-def test_a_lone_request_on_an_idle_device_does_not_wait_for_the_batch_window(loaded):
-    runner = EngineRunner(Settings(max_batch_delay_ms=5000))
-    explainer, params = default_registry().parse("gradient")
+def test_fairness_holds_across_two_models_on_one_device(pool):
+    runner = EngineRunner(Settings(chunk_size=4))
+    r18, other = pool.get("r18"), pool.get("other")
+    progress: list[tuple[int, int]] = []
 
-    async def one():
-        started = asyncio.get_running_loop().time()
-        await runner.explain(loaded, explainer, params, torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit")
-        return asyncio.get_running_loop().time() - started
+    async def scenario():
+        long = asyncio.ensure_future(
+            runner.explain(r18, [method("occlusion", window=4, stride=2)], torch.randn(2, 3, 32, 32),
+                           torch.tensor([-1, -1]), "logit", record(progress))
+        )  # fmt: skip
+        while not progress:
+            await asyncio.sleep(0.001)
+        (out,) = await runner.explain(
+            other, [method("gradcam")], torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit"
+        )
+        state = progress[-1]
+        await long
+        return out, state
 
-    assert asyncio.run(one()) < 2.5
+    out, (done, total) = asyncio.run(scenario())
     runner.close()
+    assert out.logits.shape == (1, 3)
+    assert done < total / 4, "the other model's request must not wait for the whole occlusion"
 
 
-def test_batching_off_runs_each_request_alone(loaded):
+def test_the_expensive_request_is_not_starved_by_a_stream_of_cheap_ones(loaded):
+    runner = EngineRunner(Settings(chunk_size=4, scheduler_age_limit=2))
+    progress: list[tuple[int, int]] = []
+
+    async def scenario():
+        # Forward-only occlusion rows cannot share the gradient requests' passes: only the age bound helps it.
+        long = asyncio.ensure_future(
+            runner.explain(loaded, [method("occlusion", window=8, stride=8)], torch.randn(1, 3, 32, 32),
+                           torch.tensor([-1]), "logit", record(progress))
+        )  # fmt: skip
+        while not long.done():
+            await asyncio.gather(
+                *[runner.explain(loaded, [method("gradient")], torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit")
+                  for _ in range(3)]
+            )  # fmt: skip
+        return await long
+
+    (out,) = asyncio.run(asyncio.wait_for(scenario(), 60))
+    runner.close()
+    assert out.attributions.shape == (1, 3, 32, 32) and progress[-1][0] == progress[-1][1]
+
+
+def test_an_abandoned_request_frees_the_device_within_one_chunk(loaded):
     metrics = Metrics()
-    runner = EngineRunner(Settings(batching=False), metrics)
-    explainer, params = default_registry().parse("gradient")
+    runner = EngineRunner(Settings(chunk_size=4), metrics)
+    progress: list[tuple[int, int]] = []
 
-    async def run_all():
+    def chunks() -> float:
+        return metrics.registry.get_sample_value("saliency_chunk_rows_count", {"device": "cpu"}) or 0
+
+    async def scenario():
+        task = asyncio.ensure_future(
+            runner.explain(loaded, [method("integrated_gradients", steps=512)], torch.randn(1, 3, 32, 32),
+                           torch.tensor([-1]), "logit", record(progress))
+        )  # fmt: skip
+        while len(progress) < 2:
+            await asyncio.sleep(0.001)
+        task.cancel()  # what a disconnect or a deadline does
+        cancelled_at = chunks()
+        await asyncio.sleep(0.5)
+        return cancelled_at, chunks()
+
+    at, later = asyncio.run(scenario())
+    runner.close()
+    assert later - at <= 1, "at most the chunk in flight may run after the cancellation"
+    assert progress[-1][0] < progress[-1][1]
+    assert metrics.registry.get_sample_value("saliency_cancellations_total", {"model": "r18"}) == 1
+    assert metrics.registry.get_sample_value("saliency_queue_rows", {"device": "cpu"}) == 0
+    assert metrics.registry.get_sample_value("saliency_engine_requests_in_flight") == 0
+
+
+def test_admission_counts_rows_and_retry_after_follows_the_measured_rate(loaded):
+    metrics = Metrics()
+    runner = EngineRunner(Settings(max_queue_rows=300, chunk_size=8), metrics)
+
+    async def scenario():
+        busy = asyncio.ensure_future(
+            runner.explain(loaded, [method("integrated_gradients", steps=256)], torch.randn(1, 3, 32, 32),
+                           torch.tensor([-1]), "logit")
+        )  # fmt: skip
+        await asyncio.sleep(0.05)
+        assert metrics.registry.get_sample_value("saliency_queue_rows", {"device": "cpu"}) == 258
+        with pytest.raises(Overloaded) as info:  # 258 + 2 * 22 rows > 300
+            await runner.explain(loaded, [method("smoothgrad", samples=21)], torch.randn(2, 3, 32, 32),
+                                 torch.tensor([-1, -1]), "logit")  # fmt: skip
+        assert "rows" in info.value.message and int(info.value.headers["Retry-After"]) >= 1
+        (ok,) = await runner.explain(
+            loaded, [method("gradient")], torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit"
+        )
+        await busy
+        return ok
+
+    assert asyncio.run(scenario()).attributions.shape == (1, 3, 32, 32)
+    runner.close()
+
+
+def test_a_plan_that_fails_fails_its_request_only(loaded):
+    runner = EngineRunner(Settings())
+
+    async def scenario():
         return await asyncio.gather(
-            *[
-                runner.explain(loaded, explainer, params, torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit")
-                for _ in range(3)
-            ]
+            runner.explain(
+                loaded, [method("gradcam", layer="fc")], torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit"
+            ),
+            runner.explain(loaded, [method("gradient")], torch.randn(1, 3, 32, 32), torch.tensor([-1]), "logit"),
+            return_exceptions=True,
         )
 
-    assert len(asyncio.run(run_all())) == 3
+    bad, good = asyncio.run(scenario())
     runner.close()
-    assert batch_sizes(metrics) == []  # nothing went through the batcher
+    assert isinstance(bad, InvalidParameter) and bad.field == "method.layer"
+    assert good[0].attributions.shape == (1, 3, 32, 32)
 
 
 def test_chunk_rows_follow_the_memory_budget(loaded):
@@ -189,9 +265,9 @@ def test_chunk_rows_follow_the_memory_budget(loaded):
     assert chunk_rows(loaded, Settings(chunk_size=32, memory_budget_bytes=2**20)) >= 1
 
 
-def test_predict_batches_and_splits(loaded):
-    runner = EngineRunner(Settings(max_batch_delay_ms=100))
-    xs = [torch.randn(n, 3, 32, 32) for n in (1, 2)]
+def test_predict_shares_the_scheduler_and_matches_a_plain_forward(loaded):
+    runner = EngineRunner(Settings(chunk_size=2))
+    xs = [torch.randn(n, 3, 32, 32) for n in (1, 3)]
 
     async def run_all():
         return await asyncio.gather(*[runner.predict(loaded, x) for x in xs])

@@ -1,0 +1,87 @@
+"""Explanations and predictions -> the response's pieces: top-k predictions, arrays, heatmaps, overlays."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+from PIL import Image
+from torch import Tensor
+
+from . import admission
+from .codecs import saliency as saliency_codec
+from .explainers import Explainer, Explanation
+from .explainers.postprocess import normalize, reduce_channels
+from .models.transforms import Geometry
+from .schemas import OutputOptions, Prediction
+
+
+def predictions(logits: Tensor, top_k: int, labels: list[str] | None) -> list[list[Prediction]]:
+    probs = logits.float().softmax(dim=1)
+    top = probs.topk(min(top_k, logits.shape[1]), dim=1)
+    return [
+        [prediction(row_logits, row_probs, int(i), labels) for i in idx]
+        for row_logits, row_probs, idx in zip(logits, probs, top.indices, strict=True)
+    ]
+
+
+def prediction(logits: Tensor, probs: Tensor, index: int, labels: list[str] | None) -> Prediction:
+    label = labels[index] if labels else None
+    return Prediction(index=index, label=label, probability=float(probs[index]), logit=float(logits[index]))
+
+
+def render(
+    images: list[Image.Image | None],
+    geometry: list[Geometry],
+    results: list[Explanation],
+    explainers: list[Explainer],
+    out: OutputOptions,
+) -> list[list[dict]]:
+    """Per image, per method: the saliency array, PNGs and diagnostics the request asked for."""
+    prepared = []
+    for result, explainer in zip(results, explainers, strict=True):
+        reduced = reduce_channels(result.attributions.float(), out.reduce)
+        signed = out.normalize == "percentile" or (
+            out.normalize == "none" and out.reduce in ("sum", "none") and explainer.capabilities.output == "pixel"
+        )
+        prepared.append((result, reduced, normalize(reduced, out.normalize), signed))
+    rendered = []
+    for i, where in enumerate(geometry):
+        per_method = []
+        for result, reduced, maps, signed in prepared:
+            at_original = None
+            if out.size == "original" or out.overlay:
+                # Normalize after resizing, so that the map's own extremes at the original size are 0 and 1.
+                resized = saliency_codec.to_original_size(reduced[i], where)[None]
+                at_original = normalize(resized, out.normalize)[0].numpy()
+                del resized  # admission counts one map at the original size while the outputs are made
+            array = maps[i].numpy() if at_original is None or out.size == "input" else at_original
+            per_method.append(
+                {
+                    "saliency": saliency_codec.encode_array(array, out.saliency, signed),
+                    "heatmap_png": b64(saliency_codec.heatmap_png(flat(array), out.colormap, signed))
+                    if out.heatmap
+                    else None,
+                    "overlay_png": overlay(images[i], at_original, out, signed) if out.overlay else None,
+                    "diagnostics": {k: v[i].item() for k, v in result.diagnostics.items()},
+                }
+            )
+            del array, at_original
+            admission.release_freed_memory()
+        images[i] = None  # drawn: the decoded pixels can go
+        rendered.append(per_method)
+    return rendered
+
+
+def overlay(picture: Image.Image | None, at_original: np.ndarray | None, out, signed: bool) -> str:
+    assert picture is not None and at_original is not None  # decoded with keep=True, mapped at the original size
+    return b64(saliency_codec.overlay_png(picture, flat(at_original), out.colormap, out.alpha, signed))
+
+
+def flat(array: np.ndarray) -> np.ndarray:
+    """A map to draw: (C, H, W) maps (reduce="none") show their largest magnitude per pixel."""
+    return np.abs(array).max(axis=0) if array.ndim == 3 else array
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

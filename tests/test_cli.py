@@ -1,0 +1,83 @@
+"""The command line: create-key, one-line startup errors, and the warning for an exposed server without keys."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from service import cli, logs
+from service.keys import ApiKeys, hash_key
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SALIENCY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args], env={**clean, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_create_key_prints_the_key_once_and_the_line_that_stores_its_hash(capsys, tmp_path):
+    cli.main(["create-key", "--name", "dashboard"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    key, entry = lines
+    assert len(key) >= 40 and key not in entry
+    digest, name = entry.split()
+    assert (digest, name) == (hash_key(key), "dashboard")
+    (tmp_path / "keys.txt").write_text(entry + "\n")
+    assert ApiKeys.load(tmp_path / "keys.txt").name_of(key) == "dashboard"
+
+
+def test_create_key_makes_a_new_key_each_time(capsys):
+    cli.main(["create-key"])
+    cli.main(["create-key"])
+    keys = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")][::2]
+    assert len(set(keys)) == 2
+
+
+@pytest.mark.parametrize(
+    "env, says",
+    [
+        ({"SALIENCY_CORS_ORIGINS": "https://dash.example.com/app"}, "error: SALIENCY_CORS_ORIGINS: "),
+        ({"SALIENCY_CORS_ORIGINS": '["https://a.example.com"'}, "error: SALIENCY_CORS_ORIGINS: not a JSON list"),
+        ({"SALIENCY_API_KEYS": "/nonexistent/keys.txt"}, "error: cannot read the API keys file"),
+        ({"SALIENCY_API_KEY_HASHES": "my-secret-key"}, "error: SALIENCY_API_KEY_HASHES entry 1: not a SHA-256"),
+    ],
+)
+def test_serve_with_a_bad_setting_exits_with_one_line(env, says):
+    result = run_cli("serve", "--port", "0", **env)
+    assert result.returncode != 0
+    assert result.stderr.startswith(says) and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr and "my-secret-key" not in result.stderr
+
+
+@pytest.fixture
+def dry_serve(monkeypatch):
+    """serve() up to the point where uvicorn would listen; the pytest process keeps its logging."""
+    import uvicorn
+
+    async def no_serving(self, sockets=None):
+        return None
+
+    monkeypatch.setattr(uvicorn.Server, "serve", no_serving)
+    monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: None)
+    for name in [k for k in os.environ if k.startswith("SALIENCY_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize("host, warns", [("0.0.0.0", True), ("::", True), ("127.0.0.1", False), ("localhost", False)])
+def test_serve_warns_when_others_can_reach_it_without_keys(dry_serve, caplog, host, warns):
+    with caplog.at_level(logging.WARNING, logger="service"):
+        cli.main(["serve", "--host", host, "--port", "0"])
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "NO API KEYS" in r.getMessage()]
+    assert len(warnings) == int(warns)
+
+
+def test_serve_does_not_warn_with_keys(dry_serve, caplog, monkeypatch):
+    monkeypatch.setenv("SALIENCY_API_KEY_HASHES", hash_key("k"))
+    with caplog.at_level(logging.WARNING, logger="service"):
+        cli.main(["serve", "--host", "0.0.0.0", "--port", "0"])
+    assert not [r for r in caplog.records if "NO API KEYS" in r.getMessage()]
