@@ -18,6 +18,7 @@ from .inference import Services
 from .keys import ApiKeys
 from .metrics import Metrics
 from .models import ModelPool, load_config
+from .models.failures import Backoff
 from .runner import EngineRunner
 from .settings import Settings
 
@@ -35,8 +36,19 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
         max_loaded=settings.max_loaded_models,
         max_param_bytes=settings.max_param_bytes,
         on_load=on_load,
+        channels_last=settings.channels_last,
+        backoff=Backoff(settings.load_retry_s, settings.load_retry_max_s),
     )
     return Services(settings=settings, pool=pool, registry=default_registry(), runner=EngineRunner(settings, metrics))
+
+
+async def retry_failed_loads(pool: ModelPool, every_s: float = 1.0) -> None:
+    """Tries failed preload models again as their cool-downs end, so a weights file that appears later is
+    served (and readiness turns 200) without a restart; failed lazy models retry on their next request."""
+    while True:
+        await asyncio.sleep(every_s)
+        if pool.failures():
+            await asyncio.to_thread(pool.retry_due)
 
 
 def create_app(settings: Settings | None = None, api_keys: ApiKeys | None = None) -> FastAPI:
@@ -51,9 +63,11 @@ def create_app(settings: Settings | None = None, api_keys: ApiKeys | None = None
         app.state.services = services
         metrics.loaded.set_function(lambda: sum(services.pool.state(n)[0] == "loaded" for n in services.pool.specs))
         await asyncio.to_thread(services.pool.preload)
+        retrying = asyncio.create_task(retry_failed_loads(services.pool))
         try:
             yield
         finally:
+            retrying.cancel()
             services.runner.close()
 
     docs_open = settings.docs == "open"

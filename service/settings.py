@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     config: Path = Field(DEMO_CONFIG, description="Models TOML; default: the bundled demo models.")
     device: str = Field("auto", description='"auto" (cuda when available), "cpu", "cuda", "cuda:1", ...')
     max_loaded_models: int = Field(8, ge=1)
+    load_retry_s: float = Field(
+        5.0, gt=0, description="After a failed load, wait this long before trying again; doubled after each failure."
+    )
+    load_retry_max_s: float = Field(300.0, gt=0, description="The longest wait between two tries of a failed load.")
     max_param_bytes: int | None = Field(None, ge=1, description="Evict LRU models above this many bytes.")
 
     # Engine: rows per forward/backward pass (SmoothGrad samples, IG steps, occlusion windows share them).
