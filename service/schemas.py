@@ -153,7 +153,8 @@ class PredictResponse(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     architecture: str
-    input_size: tuple[int, int]
+    # A list, not a tuple: a tuple's JSON schema ("items" as an array) is not valid OpenAPI 3.1.
+    input_size: list[int] = Field(min_length=2, max_length=2, description="[height, width]")
     num_classes: int
     labels: bool
     device: str

@@ -56,7 +56,8 @@ async def parse(request: Request, settings: Settings, json_model: type[M], spec_
             parsed = json_model.model_validate_json(body)
         except ValidationError as exc:
             raise validation_error(exc) from None
-        return list(parsed.images), spec_model.model_validate(parsed.model_dump(exclude={"images"}))
+        images: list[str] = getattr(parsed, "images")  # noqa: B009 (every JSON request model has images)
+        return list(images), spec_model.model_validate(parsed.model_dump(exclude={"images"}))
     if kind == "multipart/form-data":
         return await parse_multipart(request, settings, spec_model)
     raise UnsupportedMediaType(f"content type {kind or '(none)'!r}: send application/json or multipart/form-data")

@@ -56,10 +56,10 @@ async def progress_stream(start: Callable[[Progress], Awaitable[BaseModel]]) -> 
         raise
     finally:
         waiter.cancel()
-    if task.done() and task.exception() is not None:
-        status, body = error_body(task.exception())  # type: ignore[arg-type]
-        headers = getattr(task.exception(), "headers", None)
-        return JSONResponse(body, status_code=status, headers=headers)
+    failure = task.exception() if task.done() else None
+    if failure is not None:
+        status, body = error_body(failure)
+        return JSONResponse(body, status_code=status, headers=getattr(failure, "headers", None))
     return StreamingResponse(
         events(task, latest, changed),
         media_type="text/event-stream",
@@ -79,9 +79,10 @@ async def events(task: asyncio.Future, latest: dict[str, int], changed: asyncio.
             waiter = asyncio.ensure_future(changed.wait())
             await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
-        if task.exception() is None:
+        failure = task.exception()
+        if failure is None:
             yield event("result", jsonable_encoder(task.result()))
         else:
-            yield event("error", error_body(task.exception())[1])
+            yield event("error", error_body(failure)[1])
     finally:
         task.cancel()  # the client left mid-stream: the engine drops the rest of the work

@@ -27,7 +27,9 @@ from .events import Progress, progress_stream, wants_events
 
 router = APIRouter(prefix="/v1/models", tags=["inference"])
 
-ERRORS = {status: {"model": ErrorBody} for status in (404, 408, 413, 415, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (404, 408, 413, 415, 422, 503, 504)
+}
 
 
 def self_contained(model: type[BaseModel]) -> dict:

@@ -48,8 +48,9 @@ async def unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(ServiceError, service_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(HTTPException, http_error)
+    # Starlette types handlers as taking any Exception; each of these is registered for its own type.
+    app.add_exception_handler(ServiceError, service_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
     # Unexpected exceptions are answered by service.api.observe.RequestObserver: an `Exception` handler
     # here would run in ServerErrorMiddleware, outside CORS and the request-id middleware.

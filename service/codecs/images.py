@@ -55,16 +55,16 @@ def decode_image(data: bytes, field: str, max_bytes: int, max_pixels: int) -> Im
                     f"image is {image.width}x{image.height} pixels, over the {max_pixels}-pixel limit", field
                 )
             image.load()
-            image = ImageOps.exif_transpose(image)
+            picture: Image.Image = ImageOps.exif_transpose(image)
     except UnidentifiedImageError:
         raise InvalidImage(f"not an image in a supported format ({', '.join(FORMATS)})", field) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PayloadTooLarge("image is too many pixels (decompression bomb)", field) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"image cannot be decoded (truncated or corrupt): {exc}", field) from None
-    if image.width < 1 or image.height < 1:
+    if picture.width < 1 or picture.height < 1:
         raise InvalidImage("image has no pixels", field)
-    return to_8_bit(image)  # here, so the model and the overlay both see the right picture
+    return to_8_bit(picture)  # here, so the model and the overlay both see the right picture
 
 
 def read_header(data: bytes, field: str, max_bytes: int, max_pixels: int) -> tuple[int, int, str, str]:

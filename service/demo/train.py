@@ -110,8 +110,10 @@ def center_classifier(model: nn.Module) -> None:
     Without this a logit also carries evidence shared by all classes ("there is a shape here"), and
     saliency maps of a logit show it; centred, logit c measures c against the average class.
     """
-    model.fc.weight -= model.fc.weight.mean(dim=0, keepdim=True)
-    model.fc.bias -= model.fc.bias.mean()
+    fc = model.get_submodule("fc")
+    assert isinstance(fc, nn.Linear)
+    fc.weight.sub_(fc.weight.mean(dim=0, keepdim=True))
+    fc.bias.sub_(fc.bias.mean())
 
 
 def evaluate(model: nn.Module, n: int, seed: int = EVAL_SEED) -> dict[str, float]:

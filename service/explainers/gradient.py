@@ -28,4 +28,4 @@ class Gradient(Explainer):
     def plan(self, model, x, targets, params, ctx):
         # The prediction comes from the same forward the backward uses.
         out = yield from clean_rows(x, targets, input_grad=True)
-        return Explanation(out.input_grads, out.logits, out.targets)
+        return Explanation(out.grads, out.logits, out.targets)

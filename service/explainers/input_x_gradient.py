@@ -20,4 +20,4 @@ class InputXGradient(Gradient):
 
     def plan(self, model, x, targets, params, ctx):
         out = yield from clean_rows(x, targets, input_grad=True)
-        return Explanation(x * out.input_grads, out.logits, out.targets)
+        return Explanation(x * out.grads, out.logits, out.targets)

@@ -75,7 +75,7 @@ class IntegratedGradients(Explainer):
 
         def consume(start: int, stop: int, out: PassOutput) -> None:
             rows = torch.arange(start, stop, device=x.device)
-            total.index_add_(0, rows // k, out.input_grads * weights[rows % k].view(-1, 1, 1, 1))
+            total.index_add_(0, rows // k, out.grads * weights[rows % k].view(-1, 1, 1, 1))
 
         yield Rows(n * k, make_rows, consume, input_grad=True)
         attributions = delta_x * total

@@ -28,6 +28,12 @@ class PassOutput:
     activations: dict[str, Tensor] = field(default_factory=dict)  # layer -> (n, ...) output of that layer
     layer_grads: dict[str, Tensor] = field(default_factory=dict)  # layer -> dS/d(output of that layer)
 
+    @property
+    def grads(self) -> Tensor:
+        """dS/dx, which rows that asked for `input_grad` always have."""
+        assert self.input_grads is not None, "the rows did not ask for input gradients"
+        return self.input_grads
+
     def rows(self, start: int, stop: int) -> PassOutput:
         return PassOutput(
             self.logits[start:stop],

@@ -67,7 +67,7 @@ class SmoothGrad(Explainer):
             return x[images] + noise * sigma[images].view(-1, 1, 1, 1), resolved[images]
 
         def consume(start: int, stop: int, out: PassOutput) -> None:
-            g = out.input_grads.double()
+            g = out.grads.double()
             total.index_add_(0, image_index(start, stop), g)
             total_sq.index_add_(0, image_index(start, stop), g * g)
 

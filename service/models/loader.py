@@ -79,11 +79,10 @@ def fit_report(expected: Mapping[str, torch.Tensor], given: Mapping[str, object]
     """'' when the state_dict fits, else counts such as '3 missing keys, 1 shape mismatch'."""
     missing = len(expected.keys() - given.keys())
     unexpected = len(given.keys() - expected.keys())
-    shapes = sum(
-        1
-        for key in expected.keys() & given.keys()
-        if not isinstance(given[key], torch.Tensor) or given[key].shape != expected[key].shape  # type: ignore[union-attr]
-    )
+    shapes = 0
+    for key in expected.keys() & given.keys():
+        value = given[key]
+        shapes += not isinstance(value, torch.Tensor) or value.shape != expected[key].shape
     parts = [(missing, "missing key", "missing keys"), (unexpected, "unexpected key", "unexpected keys")]
     parts.append((shapes, "shape mismatch", "shape mismatches"))
     return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in parts if n)

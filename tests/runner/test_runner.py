@@ -121,9 +121,8 @@ def test_a_cheap_request_finishes_while_a_long_one_runs(loaded):
     progress: list[tuple[int, int]] = []
 
     async def scenario():
-        long = asyncio.ensure_future(
-            runner.explain(loaded, [heavy], torch.randn(2, 3, 32, 32), torch.tensor([-1, -1]), "logit", record(progress))
-        )
+        x, t = torch.randn(2, 3, 32, 32), torch.tensor([-1, -1])
+        long = asyncio.ensure_future(runner.explain(loaded, [heavy], x, t, "logit", record(progress)))
         while not progress:  # the long request is running
             await asyncio.sleep(0.001)
         started = time.perf_counter()
