@@ -108,9 +108,13 @@ EXPLAIN = "/v1/models/{name}/explain"
 
 
 def requests_total(http: httpx.Client, **labels: str) -> float:
+    return sample(http, "saliency_requests_total", **labels)
+
+
+def sample(http: httpx.Client, name: str, **labels: str) -> float:
     for family in text_string_to_metric_families(http.get("/metrics").text):
         for s in family.samples:
-            if s.name == "saliency_requests_total" and all(s.labels.get(k) == v for k, v in labels.items()):
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                 return s.value
     return 0.0
 
@@ -137,6 +141,12 @@ def test_a_client_that_leaves_mid_request_is_a_499_and_one_info_line(launch, pho
             time.sleep(0.2)
         assert requests_total(http, endpoint=EXPLAIN, model="tiny", key="live", status="499") == 1
         assert requests_total(http, endpoint=EXPLAIN, status="200") == 0  # it did not finish first
+        # Its remaining passes were dropped: the device stops within one pass.
+        passes = sample(http, "saliency_chunk_rows_count")
+        time.sleep(1.0)
+        assert sample(http, "saliency_chunk_rows_count") - passes <= 1
+        assert sample(http, "saliency_cancellations_total", model="tiny") == 1
+        assert sample(http, "saliency_queue_rows") == 0
         models = http.get("/v1/models", headers={"Authorization": f"Bearer {KEY}", "X-Request-ID": "staying-client"})
         assert models.status_code == 200 and models.headers["x-request-id"] == "staying-client"
 

@@ -12,9 +12,7 @@ pytest.importorskip("captum")
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = (
     "overhead: explain e2e / fwd+bwd",
-    "overhead, max_batch_delay_ms=0",
     "batching: 16 clients / raw batch 16",
-    "batching on / off",
     "raw batch / raw single",
     "vs Captum: gradient",
     "vs Captum: gradcam",
@@ -23,7 +21,16 @@ ROWS = (
     "vs Captum: occlusion",
     "memory: integrated_gradients / budget",
     "memory: smoothgrad / budget",
+    "head-of-line: gradient during IG / IG alone",
+    "head-of-line: IG with traffic / alone",
+    "mixed load: cheap p50 / alone",
+    "mixed load: cheap p99 / alone",
+    "mixed load: expensive p50 / alone",
+    "mixed load: expensive p99 / alone",
+    "multi-method: 4 methods / gradient",
 )
+# Until the API accepts `methods`, the benchmark prints why it has no row instead of the row.
+MULTI_REFUSED = "multi-method: not measured, the API answered 422"
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
@@ -41,7 +48,8 @@ def test_quick_mode_prints_every_row_with_a_finite_ratio():
     )
     assert out.returncode == 0, out.stderr[-3000:]
     rows = table_rows(out.stdout)
-    assert sorted(rows) == sorted(ROWS), out.stdout
+    expected = [r for r in ROWS if not (r.startswith("multi-method") and MULTI_REFUSED in out.stdout)]
+    assert sorted(rows) == sorted(expected), out.stdout
     for name, (ours, baseline, ratio, _target, met, _note) in rows.items():
         assert math.isfinite(float(ratio)) and float(ratio) > 0, (name, ratio)
         assert met in ("yes", "**no**", "-"), (name, met)

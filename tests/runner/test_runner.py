@@ -110,6 +110,8 @@ def test_gradient_and_cam_methods_together_cost_one_pass(loaded):
     x = torch.randn(2, 3, 32, 32)
     names = ["gradient", "input_x_gradient", "gradcam", "gradcam_pp"]
     asyncio.run(runner.explain(loaded, [method(m) for m in names], x, torch.tensor([-1, -1]), "logit"))
+    assert 0 < metrics.registry.get_sample_value("saliency_device_busy_ratio", {"device": "cpu"}) <= 1
+    assert metrics.registry.get_sample_value("saliency_engine_seconds_count", {"model": "r18"}) == 1
     runner.close()
     assert metrics.registry.get_sample_value("saliency_chunk_rows_count", {"device": "cpu"}) == 1
     assert metrics.registry.get_sample_value("saliency_rows_total", {"device": "cpu", "kind": "backward"}) == 2
