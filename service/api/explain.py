@@ -104,8 +104,11 @@ async def predict(name: str, request: Request, services: ServicesDep) -> Predict
         },
     },
     openapi_extra=body_doc(ExplainRequest, ExplainSpec),
+    response_model=ExplainResponse | MultiExplainResponse,
 )
-async def explain(name: str, request: Request, services: ServicesDep) -> ExplainResponse | MultiExplainResponse:
+async def explain(
+    name: str, request: Request, services: ServicesDep
+) -> Response | ExplainResponse | MultiExplainResponse:
     """Predictions plus saliency maps; `Accept: image/png` gives the overlay, `text/event-stream` progress."""
     label(request, model=name, method="")
     images, spec = await parse(request, services.settings, ExplainRequest, ExplainSpec)
@@ -127,9 +130,10 @@ async def explain(name: str, request: Request, services: ServicesDep) -> Explain
         return response
 
     if wants_events(accept):
-        return await progress_stream(work)  # type: ignore[return-value]
+        # Until the first progress event the route itself waits: a client that leaves then is noticed too.
+        return await cancel_on_disconnect(request, progress_stream(work))
     response = await cancel_on_disconnect(request, work())
     if wants_png:
         assert isinstance(response, ExplainResponse)
-        return Response(base64.b64decode(response.results[0].overlay_png or ""), media_type="image/png")  # type: ignore[return-value]
+        return Response(base64.b64decode(response.results[0].overlay_png or ""), media_type="image/png")
     return response
