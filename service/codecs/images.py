@@ -7,9 +7,11 @@ import binascii
 import io
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import InvalidImage, PayloadTooLarge
 
@@ -40,38 +42,9 @@ def to_8_bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(((values + 128) // 257).astype(np.uint8))
 
 
-def decode_image(data: bytes, field: str, max_bytes: int, max_pixels: int) -> Image.Image:
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(f"image is {len(data)} bytes, over the {max_bytes}-byte limit", field)
-    if not data:
-        raise InvalidImage("empty image", field)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=FORMATS)
-            # The header gives the size: refuse decompression bombs before decoding a single pixel.
-            if image.width * image.height > max_pixels:
-                raise PayloadTooLarge(
-                    f"image is {image.width}x{image.height} pixels, over the {max_pixels}-pixel limit", field
-                )
-            image.load()
-            picture: Image.Image = ImageOps.exif_transpose(image)
-    except UnidentifiedImageError:
-        raise InvalidImage(f"not an image in a supported format ({', '.join(FORMATS)})", field) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PayloadTooLarge("image is too many pixels (decompression bomb)", field) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidImage(f"image cannot be decoded (truncated or corrupt): {exc}", field) from None
-    if picture.width < 1 or picture.height < 1:
-        raise InvalidImage("image has no pixels", field)
-    return to_8_bit(picture)  # here, so the model and the overlay both see the right picture
-
-
-def read_header(data: bytes, field: str, max_bytes: int, max_pixels: int) -> tuple[int, int, str, str]:
-    """(width, height, mode, format) from the header alone, so a request's cost is known before any pixel is decoded.
-
-    Refuses what decode_image refuses from the header (size, format); damage past the header shows there.
-    """
+@contextmanager
+def opened(data: bytes, field: str, max_bytes: int, max_pixels: int) -> Iterator[ImageFile.ImageFile]:
+    """The image with only its header read, refused when too large; decoding errors become client errors."""
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"image is {len(data)} bytes, over the {max_bytes}-byte limit", field)
     if not data:
@@ -80,13 +53,31 @@ def read_header(data: bytes, field: str, max_bytes: int, max_pixels: int) -> tup
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=FORMATS) as image:
-                width, height, mode, kind = image.width, image.height, image.mode, str(image.format)
+                # The header gives the size: refuse decompression bombs before decoding a single pixel.
+                if image.width * image.height > max_pixels:
+                    raise PayloadTooLarge(
+                        f"image is {image.width}x{image.height} pixels, over the {max_pixels}-pixel limit", field
+                    )
+                yield image
     except UnidentifiedImageError:
         raise InvalidImage(f"not an image in a supported format ({', '.join(FORMATS)})", field) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PayloadTooLarge("image is too many pixels (decompression bomb)", field) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"image cannot be decoded (truncated or corrupt): {exc}", field) from None
-    if width * height > max_pixels:
-        raise PayloadTooLarge(f"image is {width}x{height} pixels, over the {max_pixels}-pixel limit", field)
-    return width, height, mode, kind
+
+
+def decode_image(data: bytes, field: str, max_bytes: int, max_pixels: int) -> Image.Image:
+    with opened(data, field, max_bytes, max_pixels) as image:
+        image.load()
+        picture: Image.Image = ImageOps.exif_transpose(image)
+    if picture.width < 1 or picture.height < 1:
+        raise InvalidImage("image has no pixels", field)
+    return to_8_bit(picture)  # here, so the model and the overlay both see the right picture
+
+
+def read_header(data: bytes, field: str, max_bytes: int, max_pixels: int) -> tuple[int, int, str, str]:
+    """(width, height, mode, format) from the header alone, so a request's cost is known before any pixel is
+    decoded; damage past the header shows in decode_image."""
+    with opened(data, field, max_bytes, max_pixels) as image:
+        return image.width, image.height, image.mode, str(image.format)
