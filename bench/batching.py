@@ -1,26 +1,43 @@
 """Batching: images per second with `clients` concurrent clients over raw batched torch throughput.
 
-Each client sends one image at a time and sends the next as soon as its answer arrives (a closed loop), so
-with batching on the server sees rounds of `clients` requests. The rate is taken between the completion of
-round `warm_cycles` and round `warm_cycles + timed_cycles`. The same load with batching switched off gives the
-speed-up that batching buys.
+Each client sends one image at a time and sends the next as soon as its answer arrives (a closed loop). The
+rate is taken between the completion of round `warm_cycles` and round `warm_cycles + timed_cycles`. The
+engine packs the rows of whatever requests are waiting into each pass (service/scheduler), so the limit is
+the raw fwd+bwd rate at batch `clients`.
+
+With `--before DIR` the same figure is also measured for the older checkout and for this one, each server in
+its own process with the raw rate timed in that process (`bench/serve.py`), alternating.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import ExitStack
 
 import httpx
 
-from .common import MODEL, Context, Plan, Report, Row, fwd_bwd, median, model_input, timed, write_config
+from .common import (
+    MODEL,
+    Context,
+    Plan,
+    Report,
+    Row,
+    checkouts,
+    fwd_bwd,
+    live_server,
+    median,
+    model_input,
+    timed,
+    write_config,
+)
 from .overhead import explain_body
 
 TARGET = (">=", 0.85)
 
 
-async def closed_loop(url: str, body: bytes, plan: Plan) -> tuple[int, float]:
-    """(images, seconds) over the timed rounds."""
+async def closed_loop(url: str, body: bytes, plan: Plan) -> tuple[int, float, int]:
+    """(images, seconds) over the timed rounds, and the number of answers in all."""
     total = plan.clients * (plan.warm_cycles + plan.timed_cycles)
     done: list[float] = []
     limits = httpx.Limits(max_connections=plan.clients, max_keepalive_connections=plan.clients)
@@ -36,7 +53,7 @@ async def closed_loop(url: str, body: bytes, plan: Plan) -> tuple[int, float]:
         await asyncio.gather(*(one_client() for _ in range(plan.clients)))
     done.sort()
     start, stop = done[plan.clients * plan.warm_cycles - 1], done[total - 1]
-    return plan.clients * plan.timed_cycles, stop - start
+    return plan.clients * plan.timed_cycles, stop - start, len(done)
 
 
 def raw_rate(model, x, plan: Plan, repeats: int = 3) -> float:
@@ -45,39 +62,98 @@ def raw_rate(model, x, plan: Plan, repeats: int = 3) -> float:
     return len(x) / median([timed(lambda: fwd_bwd(model, x), plan.device) for _ in range(repeats)])
 
 
-def run(ctx: Context) -> Report:
+def remote_raw_rate(url: str, n: int) -> float:
+    """The same, timed inside the server's process on the model it serves (bench/serve.py)."""
+    response = httpx.get(f"{url}/bench/raw", params={"n": n, "repeats": 3}, timeout=600)
+    response.raise_for_status()
+    return response.json()["images_per_second"]
+
+
+def in_process(ctx: Context, body: bytes) -> Report:
+    """The recorded figure: the server on a thread of this process, the raw limit on its very model."""
     plan = ctx.plan
-    config = write_config(ctx.folder, "resnet18", plan.size)
-    body = explain_body(plan.size)
-    served = {"on": ctx.servers.get(config, plan.device), "off": ctx.servers.get(config, plan.device, batching=False)}
-    model = served["on"].loaded.module  # the raw limit runs on the batching server's own model
-    batch = min(plan.clients, served["on"].settings.max_batch_size)
-    x = model_input(served["on"].loaded, batch)
-    # Raw, on, raw, off, twice over, so slow changes in the machine's load reach every side alike.
+    served = ctx.servers.get(write_config(ctx.folder, "resnet18", plan.size), plan.device)
+    model = served.loaded.module
+    x = model_input(served.loaded, plan.clients)
+    # Raw, served, raw, twice over, so slow changes in the machine's load reach both sides alike.
     limits = [raw_rate(model, x, plan)]
-    totals = {"on": [0, 0.0], "off": [0, 0.0]}
+    images, seconds = 0, 0.0
     for _ in range(2):
-        for mode, server in served.items():
-            images, seconds = asyncio.run(closed_loop(server.url, body, plan))
-            totals[mode][0] += images
-            totals[mode][1] += seconds
-            limits.append(raw_rate(model, x, plan))
-    rate = {mode: images / seconds for mode, (images, seconds) in totals.items()}
+        done, took, _ = asyncio.run(closed_loop(served.url, body, plan))
+        images, seconds = images + done, seconds + took
+        limits.append(raw_rate(model, x, plan))
     limit = median(limits)
     single = raw_rate(model, x[:1], plan, repeats=5)
     where = f"resnet18 {plan.size}px, gradient, {plan.clients} clients, 2 x {plan.timed_cycles} rounds timed"
     return Report(
         rows=[
-            Row(f"batching: {plan.clients} clients / raw batch {batch}", rate["on"], limit, "img/s", TARGET, where),
-            Row("batching on / off", rate["on"], rate["off"], "img/s", None, "speed-up that batching buys here"),
+            Row(
+                f"batching: {plan.clients} clients / raw batch {plan.clients}",
+                images / seconds,
+                limit,
+                "img/s",
+                TARGET,
+                where,
+            ),
             Row(
                 "raw batch / raw single",
                 limit,
                 single,
                 "img/s",
                 None,
-                f"the most batching can buy on this device (batch {batch} vs 1)",
+                f"the most batching can buy on this device (batch {plan.clients} vs 1)",
             ),
         ],
-        notes=[f"batching: raw batch-{batch} rates {', '.join(f'{r:.2f}' for r in limits)} img/s over the run"],
+        notes=[f"batching: raw batch-{plan.clients} rates {', '.join(f'{r:.2f}' for r in limits)} img/s over the run"],
     )
+
+
+def before_after(ctx: Context, body: bytes, rounds: int = 3) -> Report:
+    """The same figure for each checkout, each server in its own process; rounds alternate between them."""
+    plan = ctx.plan
+    config = write_config(ctx.folder, "resnet18", plan.size)
+    trees = checkouts(ctx.before)
+    ratios: dict[str, list[float]] = {label: [] for label, _ in trees}
+    cpu: dict[str, list[float]] = {label: [] for label, _ in trees}  # server CPU seconds per answer
+    with ExitStack() as stack:
+        servers = {
+            label: stack.enter_context(live_server(path, config, ctx.folder / f"batching-{i}.log"))
+            for i, (label, path) in enumerate(trees)
+        }
+        for _ in range(rounds):
+            for label, live in servers.items():
+                before = remote_raw_rate(live.url, plan.clients)
+                started = live.cpu_seconds()
+                images, seconds, answers = asyncio.run(closed_loop(live.url, body, plan))
+                cpu[label].append((live.cpu_seconds() - started) / answers)
+                limit = median([before, remote_raw_rate(live.url, plan.clients)])
+                ratios[label].append(images / seconds / limit)
+    report = Report()
+    for label, values in ratios.items():
+        name = "this tree" if not label else label.strip(" ()")
+        report.notes.append(
+            f"batching, own process, {name}: {plan.clients} clients / raw batch {plan.clients} per round "
+            + ", ".join(f"{v:.3f}" for v in values)
+            + f"; server CPU per image {median(cpu[label]) * 1000:.0f} ms (all threads)"
+        )
+    old, new = (median(ratios[label]) for label, _ in trees)
+    report.rows.append(
+        Row(
+            f"batching: this tree / {trees[0][0].strip(' ()')} (own processes)",
+            new,
+            old,
+            "x",
+            None,
+            f"{plan.clients} clients / raw batch {plan.clients}, each server in its own process, "
+            f"median of {rounds} rounds",
+        )
+    )
+    return report
+
+
+def run(ctx: Context) -> Report:
+    body = explain_body(ctx.plan.size)
+    report = in_process(ctx, body)
+    if ctx.before is not None:
+        report.extend(before_after(ctx, body))
+    return report

@@ -9,6 +9,8 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +18,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 import torch
 import uvicorn
@@ -51,6 +54,16 @@ class Plan:
     memory_arch: str = "resnet50"
     memory_ig_steps: int = 200
     memory_smoothgrad_samples: int = 256
+    # Scheduling (bench/scheduling.py): resnet18 at its own size, servers in their own processes.
+    scheduling_size: int = 112
+    hol_steps: int = 256  # the long Integrated Gradients request
+    hol_probes: int = 8  # gradient requests spread over its run
+    hol_repeats: int = 3
+    alone_repeats: int = 5  # each cheap method alone, per server
+    mixed_seconds: float = 75.0  # arrivals for this long; the run ends when the last answer is in
+    mixed_rate: float = 1.5  # arrivals per second (Poisson)
+    mixed_seed: int = 0
+    multi_repeats: int = 9
 
     @classmethod
     def quick(cls, device: str = "cpu", size: int = 64) -> Plan:
@@ -68,6 +81,14 @@ class Plan:
             memory_arch="resnet18",
             memory_ig_steps=8,
             memory_smoothgrad_samples=8,
+            scheduling_size=64,
+            hol_steps=16,
+            hol_probes=3,
+            hol_repeats=1,
+            alone_repeats=2,
+            mixed_seconds=3.0,
+            mixed_rate=5.0,
+            multi_repeats=2,
         )
 
 
@@ -275,8 +296,81 @@ class Servers:
         self._served.clear()
 
 
+# A server in its own process, serving the `service` package of a given checkout: how a benchmark compares
+# the current tree with an older commit (a `git worktree`). Both sides of such a comparison run this way, so
+# they differ in the code under test only.
+
+
+@dataclass
+class Live:
+    url: str
+    pid: int
+    log: Path  # the server's stdout and stderr
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far (all its threads)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def errors(self) -> list[str]:
+        """Lines of the server's log that report an error (tracebacks, ERROR records)."""
+        text = self.log.read_text(errors="replace")
+        return [line for line in text.splitlines() if "Traceback" in line or "ERROR" in line]
+
+
+ROOT = Path(__file__).resolve().parents[1]  # this checkout
+
+
+def checkouts(before: Path | None) -> list[tuple[str, Path]]:
+    """(label, path) of the trees a before/after benchmark measures: the older one first, then this one.
+
+    The label goes into row names: "" for this checkout, " (<short commit>)" for the other.
+    """
+    if before is None:
+        return [("", ROOT)]
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=before, capture_output=True, text=True)
+    return [(f" ({out.stdout.strip() or before.name})", before.resolve()), ("", ROOT)]
+
+
+@contextmanager
+def live_server(tree: Path, config: Path, log: Path, env: dict[str, str] | None = None) -> Iterator[Live]:
+    """`python bench/serve.py` with cwd `tree`, so `service` is imported from there; ready once this yields.
+
+    `env` adds SALIENCY_* settings; the model is loaded (by one raw pass) before this yields.
+    """
+    port = free_port()
+    script = Path(__file__).with_name("serve.py")
+    environ = {**os.environ, "PYTHONPATH": str(tree), **(env or {})}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(config), str(port)], cwd=tree, env=environ, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server in {tree} did not start; its log, {log}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        httpx.get(f"{url}/bench/raw", params={"n": 1, "repeats": 1}, timeout=300).raise_for_status()
+        yield Live(url, proc.pid, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @dataclass
 class Context:
     plan: Plan
     folder: Path  # for configs; lives as long as the run
     servers: Servers
+    before: Path | None = None  # a checkout of the old commit: benchmarks that compare measure it too

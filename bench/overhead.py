@@ -33,10 +33,14 @@ from .common import (
 TARGET = ("<=", 1.15)
 
 
-def explain_body(size: int, method: str | dict = "gradient") -> bytes:
+def explain_spec(size: int, method: str | dict = "gradient") -> dict:
+    """One JPEG at `size`, the predicted class, a float16 array and an overlay PNG back."""
     image = base64.b64encode(jpeg_bytes(sample_image(size))).decode("ascii")
-    spec = {"images": [image], "method": method, "output": {"saliency": "float16", "overlay": True}}
-    return json.dumps(spec).encode()
+    return {"images": [image], "method": method, "output": {"saliency": "float16", "overlay": True}}
+
+
+def explain_body(size: int, method: str | dict = "gradient") -> bytes:
+    return json.dumps(explain_spec(size, method)).encode()
 
 
 def post(client: httpx.Client, body: bytes) -> httpx.Response:
@@ -88,10 +92,8 @@ def run(ctx: Context) -> Report:
     config = write_config(ctx.folder, "resnet18", plan.size)
     body = explain_body(plan.size)
     where = f"resnet18 {plan.size}px, gradient, float16 + overlay, median of {plan.overhead_repeats}"
-    # The second server closes the batch window: how much of the overhead is the batching delay.
-    servers = {
-        "overhead: explain e2e / fwd+bwd": ({}, TARGET, where),
-        "overhead, max_batch_delay_ms=0": ({"max_batch_delay_ms": 0.0}, None, "the same without the batch window"),
+    servers: dict[str, tuple[dict[str, object], tuple[str, float] | None, str]] = {
+        "overhead: explain e2e / fwd+bwd": ({}, TARGET, where)
     }
     with ExitStack() as stack:
         clients = {}

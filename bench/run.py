@@ -1,4 +1,4 @@
-"""python -m bench.run [--quick] [--only overhead,batching,captum,memory] [--device cpu|cuda] [--size N]
+"""python -m bench.run [--quick] [--only overhead,...] [--device cpu|cuda] [--size N] [--before DIR]
 
 Prints one table; every figure is a ratio of two measurements taken in this run.
 """
@@ -23,6 +23,7 @@ BENCHMARKS = {
     "batching": "bench.batching",
     "captum": "bench.captum_compare",
     "memory": "bench.memory",
+    "scheduling": "bench.scheduling",
 }
 
 
@@ -32,10 +33,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--size", type=int, help="input side in pixels (default 224, quick 64)")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of an older commit (git worktree add /tmp/before <commit>): the batching and scheduling "
+        "benchmarks measure its server too, in this run",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmarks {sorted(unknown)}; choose from {list(BENCHMARKS)}")
+    if args.before is not None and not (args.before / "service" / "main.py").is_file():
+        parser.error(f"--before {args.before}: not a checkout of this project (no service/main.py)")
     return args
 
 
@@ -53,7 +62,7 @@ def main(argv: list[str] | None = None) -> Report:
             for name in args.only.split(","):
                 started = time.perf_counter()
                 module = importlib.import_module(BENCHMARKS[name])
-                report.extend(module.run(Context(plan, Path(folder), servers)))
+                report.extend(module.run(Context(plan, Path(folder), servers, args.before)))
                 load = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
                 print(f"  {name} done in {time.perf_counter() - started:.0f} s; load average {load}", flush=True)
         finally:

@@ -195,13 +195,20 @@ def size(n: float) -> str:
     return f"{int(n)} B"
 
 
-def release_freed_memory() -> None:
-    """Hands memory freed by big temporaries back to the OS (glibc); elsewhere a no-op.
+TRIM_FROM_PIXELS = 1_000_000
+
+
+def release_freed_memory(pixels: int) -> None:
+    """Hands memory freed by big temporaries (of an image of `pixels`) back to the OS (glibc); else a no-op.
 
     Without it the heap keeps freed blocks and the peak ratchets up image by image, past any estimate: four
     6 MP maps at the original size grew VmHWM by 353 MB instead of 185 MB. A fixed M_MMAP_THRESHOLD would do
-    the same but doubled the engine's time (an mmap per activation); a trim takes ~0.1 ms.
+    the same but doubled the engine's time (an mmap per activation). Small images skip it: their temporaries
+    cannot move the peak much, and a trim per small image cost 10-20 % of the CPU per image of 16 concurrent
+    small requests (bench/batching.py).
     """
+    if pixels < TRIM_FROM_PIXELS:
+        return
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

@@ -66,8 +66,9 @@ def decode(raw: Sequence[bytes | str], loaded: LoadedModel, settings: Settings, 
         pictures.append(picture if keep else None)
         tensors.append(tensor)
         geometry.append(geo)
+        pixels = picture.width * picture.height
         del picture
-        admission.release_freed_memory()
+        admission.release_freed_memory(pixels)
     return Batch(pictures, torch.stack(tensors), geometry)
 
 

@@ -67,7 +67,9 @@ def render(
                 }
             )
             del array, at_original
-            admission.release_freed_memory()
+            admission.release_freed_memory(
+                geometry[i].width * geometry[i].height if out.size == "original" or out.overlay else 0
+            )
         images[i] = None  # drawn: the decoded pixels can go
         rendered.append(per_method)
     return rendered

@@ -33,10 +33,14 @@ Method = tuple[Explainer, Params]
 Progress = Callable[[int, int], None]
 
 
+DEFAULT_CHUNK = {"cuda": 32, "cpu": 8}
+
+
 def chunk_rows(loaded: LoadedModel, settings: Settings) -> int:
-    """Rows per pass: the configured maximum, lowered to fit the memory budget."""
+    """Rows per pass: the configured maximum (or the device's default), lowered to fit the memory budget."""
+    configured = settings.chunk_size or DEFAULT_CHUNK.get(loaded.device.type, 32)
     by_budget = settings.memory_budget_bytes // max(1, loaded.row_bytes)
-    return int(max(1, min(settings.chunk_size, by_budget)))
+    return int(max(1, min(configured, by_budget)))
 
 
 def explain_rows(loaded: LoadedModel, methods: list[Method], images: int) -> int:

@@ -131,5 +131,5 @@ def test_sizes_read_as_people_write_them(n, text):
 
 
 def test_releasing_freed_memory_is_safe_to_call_anywhere():
-    admission.release_freed_memory()
-    admission.release_freed_memory()
+    admission.release_freed_memory(admission.TRIM_FROM_PIXELS)
+    admission.release_freed_memory(admission.TRIM_FROM_PIXELS)

@@ -214,7 +214,7 @@ url, headers = "/v1/models/shapes18/explain", {"content-type": "application/json
 with TestClient(create_app(settings)) as client:
     assert client.post(url, content=warm, headers=headers).status_code == 200
     gc.collect()
-    admission.release_freed_memory()
+    admission.release_freed_memory(admission.TRIM_FROM_PIXELS)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # VmHWM from here: the app's start and the warm-up request do not count
     before = status_bytes("VmRSS")

@@ -29,8 +29,6 @@ ROWS = (
     "mixed load: expensive p99 / alone",
     "multi-method: 4 methods / gradient",
 )
-# Until the API accepts `methods`, the benchmark prints why it has no row instead of the row.
-MULTI_REFUSED = "multi-method: not measured, the API answered 422"
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
@@ -48,8 +46,7 @@ def test_quick_mode_prints_every_row_with_a_finite_ratio():
     )
     assert out.returncode == 0, out.stderr[-3000:]
     rows = table_rows(out.stdout)
-    expected = [r for r in ROWS if not (r.startswith("multi-method") and MULTI_REFUSED in out.stdout)]
-    assert sorted(rows) == sorted(expected), out.stdout
+    assert sorted(rows) == sorted(ROWS), out.stdout
     for name, (ours, baseline, ratio, _target, met, _note) in rows.items():
         assert math.isfinite(float(ratio)) and float(ratio) > 0, (name, ratio)
         assert met in ("yes", "**no**", "-"), (name, met)

@@ -261,6 +261,7 @@ def test_a_plan_that_fails_fails_its_request_only(loaded):
 
 def test_chunk_rows_follow_the_memory_budget(loaded):
     assert chunk_rows(loaded, Settings(chunk_size=32)) == 32
+    assert chunk_rows(loaded, Settings()) == 8, "the CPU default: small passes let new requests in sooner"
     tight = Settings(chunk_size=32, memory_budget_bytes=max(2**20, loaded.row_bytes * 3))
     assert chunk_rows(loaded, tight) == max(2**20, loaded.row_bytes * 3) // loaded.row_bytes
     assert chunk_rows(loaded, Settings(chunk_size=32, memory_budget_bytes=2**20)) >= 1
