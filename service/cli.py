@@ -75,7 +75,7 @@ def serve(args: argparse.Namespace) -> None:
             loop.call_later(drain, lambda: setattr(server, "should_exit", True))
 
         # Ours, below, replace uvicorn's (which since 0.29 it installs in `capture_signals`, with signal.signal).
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, begin_drain)
         await server.serve()
@@ -84,21 +84,38 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def explain_local(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+    from tqdm import tqdm
+
     from . import inference
     from .main import build_services
-    from .schemas import ExplainSpec
+    from .schemas import ExplainResponse, ExplainSpec, OutputOptions
 
+    method = json.loads(args.method) if args.method.startswith("{") else args.method
+    try:
+        # The target as the HTTP form reads it: "1" is class 1, "circle" a label, "predicted" the top class.
+        fields = ExplainSpec.model_validate_strings({"target": args.target}).model_dump(include={"target"})
+        spec = ExplainSpec(method=method, output=OutputOptions(overlay=True, colormap=args.colormap), **fields)
+    except ValidationError as exc:
+        sys.exit(f"error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
     overrides = {"config": args.config} if args.config else {}
     services = build_services(Settings(**overrides))
-    method = json.loads(args.method) if args.method.startswith("{") else args.method
-    target = int(args.target) if args.target.isdigit() else args.target
-    spec = ExplainSpec(method=method, target=target, output={"overlay": True, "colormap": args.colormap})
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    bar = tqdm(unit="pass", desc="explaining", file=sys.stderr, disable=not show)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
     try:
-        response = asyncio.run(inference.explain(services, args.model, [Path(args.image).read_bytes()], spec))
+        work = inference.explain(services, args.model, [Path(args.image).read_bytes()], spec, progress)
+        response = asyncio.run(work)
     finally:
+        bar.close()
         services.runner.close()
+    assert isinstance(response, ExplainResponse)  # one method: the single-method response
     result = response.results[0]
-    Path(args.output).write_bytes(base64.b64decode(result.overlay_png))
+    Path(args.output).write_bytes(base64.b64decode(result.overlay_png or ""))
     summary = {
         "model": response.model,
         "method": response.method,
@@ -147,6 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--colormap", default="jet")
     e.add_argument("--config")
     e.add_argument("-o", "--output", default="overlay.png")
+    e.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr (default: when stderr is a terminal)",
+    )
     e.set_defaults(func=explain_local)
     k = sub.add_parser("create-key", help="make an API key; prints it once, and the line for the keys file")
     k.add_argument("--name", help="the name logs and metrics show for it (default: key-<hash prefix>)")

@@ -1,15 +1,19 @@
-"""The command line: create-key, one-line startup errors, and the warning for an exposed server without keys."""
+"""The command line: create-key, one-line startup errors, the warning for an exposed server without keys, and
+explain with its progress bar."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
 from service import cli, logs
+from service.demo import shapes
 from service.keys import ApiKeys, hash_key
 
 
@@ -81,3 +85,35 @@ def test_serve_does_not_warn_with_keys(dry_serve, caplog, monkeypatch):
     with caplog.at_level(logging.WARNING, logger="service"):
         cli.main(["serve", "--host", "0.0.0.0", "--port", "0"])
     assert not [r for r in caplog.records if "NO API KEYS" in r.getMessage()]
+
+
+def shape_png(path):
+    Image.fromarray(shapes.generate(1, seed=3).images[0]).save(path)
+    return path
+
+
+def test_explain_shows_progress_and_writes_the_overlay(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    image, out = shape_png(tmp_path / "shape.png"), tmp_path / "overlay.png"
+    method = '{"name": "integrated_gradients", "steps": 30}'
+    cli.main(["explain", str(image), "--method", method, "--target", "1", "--progress", "-o", str(out)])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["target"]["index"] == 1 and summary["method"]["steps"] == 30
+    assert Image.open(out).size == (96, 96) and summary["overlay"] == str(out)
+
+
+def test_explain_progress_bar_counts_every_pass(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    image = shape_png(tmp_path / "shape.png")
+    method = '{"name": "integrated_gradients", "steps": 30}'
+    cli.main(["explain", str(image), "--method", method, "--progress", "-o", str(tmp_path / "o.png")])
+    err = capfd.readouterr().err
+    assert "32/32" in err and "pass" in err  # 30 steps + the image's and the baseline's forward
+
+
+@pytest.mark.parametrize("target", ["²", "9" * 5000, "-3"])
+def test_explain_refuses_a_bad_target_in_one_line(tmp_path, target):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["explain", str(shape_png(tmp_path / "s.png")), "--target", target])
+    message = str(exit_info.value.code)
+    assert message.startswith("error: unknown label") and "\n" not in message  # not a crash (int("²") raised)
