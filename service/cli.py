@@ -83,6 +83,42 @@ def serve(args: argparse.Namespace) -> None:
     asyncio.run(run())
 
 
+def explain_remote(args: argparse.Namespace, body: dict, progress) -> dict:
+    """The explain request to a running server, following its progress events; the JSON body of the answer."""
+    import httpx
+
+    key = args.api_key or os.environ.get("SALIENCY_API_KEY")
+    headers = {"Accept": "text/event-stream", **({"Authorization": f"Bearer {key}"} if key else {})}
+    url = f"{args.url.rstrip('/')}/v1/models/{args.model}/explain"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=httpx.Timeout(30, read=None)) as response:
+        if response.status_code != 200 or not response.headers.get("content-type", "").startswith("text/event"):
+            response.read()
+            return failure(response.json() if response.content.startswith(b"{") else {}, response.status_code)
+        name, data = None, []
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                name = line.partition(":")[2].strip()
+            elif line.startswith("data:"):
+                data.append(line.partition(":")[2].strip())
+            elif not line and name is not None:  # a blank line ends an event
+                payload = json.loads("\n".join(data))
+                if name == "progress":
+                    progress(payload["done"], payload["total"])
+                elif name == "result":
+                    return payload
+                elif name == "error":
+                    return failure(payload, None)
+                name, data = None, []
+    sys.exit("error: the server closed the stream without a result")
+
+
+def failure(body: dict, status: int | None) -> dict:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        sys.exit(f"error: {error.get('code')}: {error.get('message')}")
+    sys.exit(f"error: HTTP {status}")
+
+
 def explain_local(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
     from tqdm import tqdm
@@ -99,7 +135,6 @@ def explain_local(args: argparse.Namespace) -> None:
     except ValidationError as exc:
         sys.exit(f"error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
     overrides = {"config": args.config} if args.config else {}
-    services = build_services(Settings(**overrides))
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     bar = tqdm(unit="pass", desc="explaining", file=sys.stderr, disable=not show)
 
@@ -108,12 +143,22 @@ def explain_local(args: argparse.Namespace) -> None:
         bar.update(done - bar.n)
 
     try:
-        work = inference.explain(services, args.model, [Path(args.image).read_bytes()], spec, progress)
-        response = asyncio.run(work)
+        if args.url:
+            body = {"images": [base64.b64encode(Path(args.image).read_bytes()).decode()], **spec.model_dump()}
+            response = ExplainResponse.model_validate(explain_remote(args, body, progress))
+            if bar.total:  # progress events are at most every 100 ms: the last may come before the end
+                progress(bar.total, bar.total)
+        else:
+            services = build_services(Settings(**overrides))
+            try:
+                work = inference.explain(services, args.model, [Path(args.image).read_bytes()], spec, progress)
+                answer = asyncio.run(work)
+            finally:
+                services.runner.close()
+            assert isinstance(answer, ExplainResponse)  # one method: the single-method response
+            response = answer
     finally:
         bar.close()
-        services.runner.close()
-    assert isinstance(response, ExplainResponse)  # one method: the single-method response
     result = response.results[0]
     Path(args.output).write_bytes(base64.b64decode(result.overlay_png or ""))
     summary = {
@@ -164,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--colormap", default="jet")
     e.add_argument("--config")
     e.add_argument("-o", "--output", default="overlay.png")
+    e.add_argument("--url", help="a running server (e.g. http://127.0.0.1:8000) instead of explaining locally")
+    e.add_argument("--api-key", help="with --url: the API key (default: $SALIENCY_API_KEY)")
     e.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

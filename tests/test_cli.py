@@ -117,3 +117,55 @@ def test_explain_refuses_a_bad_target_in_one_line(tmp_path, target):
         cli.main(["explain", str(shape_png(tmp_path / "s.png")), "--target", target])
     message = str(exit_info.value.code)
     assert message.startswith("error: unknown label") and "\n" not in message  # not a crash (int("²") raised)
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SALIENCY_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        env={**clean, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/readyz", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None, "the server did not start"
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_remote_explain_follows_the_progress_events_and_matches_local(tmp_path, capfd, server_url, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    image = shape_png(tmp_path / "shape.png")
+    method = '{"name": "integrated_gradients", "steps": 200}'
+    common = ["explain", str(image), "--method", method, "--progress"]
+    cli.main([*common, "--url", server_url, "-o", str(tmp_path / "remote.png")])
+    remote, err = capfd.readouterr()
+    assert "202/202" in err, "the bar should reach the total the server's progress events announce"
+    cli.main([*common, "-o", str(tmp_path / "local.png")])
+    local = capfd.readouterr().out
+    assert json.loads(remote)["target"] == json.loads(local)["target"]
+    assert (tmp_path / "remote.png").read_bytes() == (tmp_path / "local.png").read_bytes()
+
+
+def test_remote_errors_are_one_line(tmp_path, server_url):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["explain", str(shape_png(tmp_path / "s.png")), "--method", "lime", "--url", server_url])
+    assert str(exit_info.value.code).startswith("error: unknown_method: unknown method 'lime'")
