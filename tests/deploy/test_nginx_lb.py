@@ -6,7 +6,9 @@ The tests share the replicas and run in file order: the last two kill one replic
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
 import os
 import signal
 import socket
@@ -152,6 +154,38 @@ def test_body_over_the_service_limit_is_refused_by_nginx(balancer: str) -> None:
         assert not response.getheader("X-Upstream")
     finally:
         connection.close()
+
+
+def test_progress_events_pass_through_nginx_as_they_are_sent(balancer: str, smoke_client) -> None:
+    """explain with Accept: text/event-stream: nginx must not hold the events back until the answer is done."""
+    body = {
+        "images": [base64.b64encode(smoke_client.png(64, 64)).decode()],
+        "method": {"name": "integrated_gradients", "steps": 300},
+    }
+    host, port = balancer.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        started = time.monotonic()
+        connection.request(
+            "POST",
+            "/v1/models/tiny/explain",
+            json.dumps(body),
+            {"Content-Type": "application/json", "Accept": "text/event-stream", "X-Request-ID": "sse-through-nginx"},
+        )
+        response = connection.getresponse()
+        assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
+        assert response.getheader("X-Request-ID") == "sse-through-nginx", "nginx must keep the client's id"
+        arrivals = []
+        while line := response.readline():
+            if line.startswith(b"event: "):
+                arrivals.append((line[7:].strip().decode(), time.monotonic() - started))
+    finally:
+        connection.close()
+    names = [name for name, _ in arrivals]
+    assert names[-1] == "result" and names.count("progress") >= 2
+    first_progress = next(t for name, t in arrivals if name == "progress")
+    done = arrivals[-1][1]
+    assert done - first_progress > 0.3 * done, f"events arrived in one burst: {arrivals}"
 
 
 def test_requests_survive_a_replica_killed_mid_request(balancer: str, replicas: list, smoke_client) -> None:
