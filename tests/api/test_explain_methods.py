@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from service.explainers import default_registry
@@ -23,7 +24,7 @@ def without_timing(body: dict) -> dict:
     return {key: value for key, value in body.items() if key != "timing_ms"}
 
 
-def test_each_explanation_equals_the_single_method_response(explain_json, photos):
+def test_each_explanation_equals_the_single_method_response(explain_json, photos, as_array, open_png):
     images = [photos["chelsea.jpg"].b64, photos["flower.png"].b64]
     common = {"target": ["predicted", 2], "objective": "probability", "output": OUTPUT, "top_k": 3}
     multi = explain_json(*images, methods=METHODS, **common)
@@ -50,8 +51,14 @@ def test_each_explanation_equals_the_single_method_response(explain_json, photos
                         assert explanation[key]["completeness_delta"] == pytest.approx(
                             single_result[key]["completeness_delta"], rel=1e-3, abs=1e-4
                         )
+                elif key == "saliency":
+                    # Rows share passes with other methods' rows here: batch composition may move the last bits.
+                    np.testing.assert_allclose(
+                        as_array(explanation[key]), as_array(single_result[key]), rtol=1e-4, atol=1e-5
+                    )
                 else:
-                    assert explanation[key] == single_result[key], (spec, key)
+                    a, b = (np.asarray(open_png(r[key]), dtype=int) for r in (explanation, single_result))
+                    assert a.shape == b.shape and np.abs(a - b).max() <= 2, (spec, key)
 
 
 def test_gradient_and_cam_methods_share_one_pass(client, photos):

@@ -121,9 +121,14 @@ def test_output_contract(registry, subject, method):
     assert result.attributions.shape == expected
     assert result.attributions.dtype == torch.float32
     assert torch.isfinite(result.attributions).all()
-    assert result.attributions.abs().amax(dim=tuple(range(1, result.attributions.dim()))).gt(0).all()
+    peaks = result.attributions.abs().amax(dim=tuple(range(1, result.attributions.dim())))
     if explainer.capabilities.output == "cam":
         assert (result.attributions >= 0).all()  # ReLU'd
+        # A CAM may be all zero by definition (no channel votes for the class), and on the tiny random net its
+        # values (~1e-3) come from a sum that cancels, so rounding alone can zero one row: one row must show.
+        assert peaks.gt(0).any()
+    else:
+        assert peaks.gt(0).all()
     assert not result.attributions.requires_grad
     with torch.no_grad():
         close(result.logits, model(x))
