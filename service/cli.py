@@ -1,27 +1,32 @@
-"""`saliency-service serve`, `saliency-service explain IMAGE` (one explanation, no server) and
+"""`saliency-service serve`, `saliency-service explain IMAGE` (one explanation, here or through a server) and
 `saliency-service create-key` (an API key, and the line that stores its hash)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import ipaddress
-import json
 import logging
 import os
 import signal
 import sys
-from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from . import logs
+from .explain_command import explain
 from .keys import ApiKeys, KeysError, check_name, hash_key, new_key
 from .settings import Settings
 
+if TYPE_CHECKING:
+    pass
+
 log = logging.getLogger("service")
+
+Progress = Callable[[int, int], None]
 
 
 def is_loopback(host: str) -> bool:
@@ -83,95 +88,6 @@ def serve(args: argparse.Namespace) -> None:
     asyncio.run(run())
 
 
-def explain_remote(args: argparse.Namespace, body: dict, progress) -> dict:
-    """The explain request to a running server, following its progress events; the JSON body of the answer."""
-    import httpx
-
-    key = args.api_key or os.environ.get("SALIENCY_API_KEY")
-    headers = {"Accept": "text/event-stream", **({"Authorization": f"Bearer {key}"} if key else {})}
-    url = f"{args.url.rstrip('/')}/v1/models/{args.model}/explain"
-    with httpx.stream("POST", url, json=body, headers=headers, timeout=httpx.Timeout(30, read=None)) as response:
-        if response.status_code != 200 or not response.headers.get("content-type", "").startswith("text/event"):
-            response.read()
-            return failure(response.json() if response.content.startswith(b"{") else {}, response.status_code)
-        name, data = None, []
-        for line in response.iter_lines():
-            if line.startswith("event:"):
-                name = line.partition(":")[2].strip()
-            elif line.startswith("data:"):
-                data.append(line.partition(":")[2].strip())
-            elif not line and name is not None:  # a blank line ends an event
-                payload = json.loads("\n".join(data))
-                if name == "progress":
-                    progress(payload["done"], payload["total"])
-                elif name == "result":
-                    return payload
-                elif name == "error":
-                    return failure(payload, None)
-                name, data = None, []
-    sys.exit("error: the server closed the stream without a result")
-
-
-def failure(body: dict, status: int | None) -> dict:
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        sys.exit(f"error: {error.get('code')}: {error.get('message')}")
-    sys.exit(f"error: HTTP {status}")
-
-
-def explain_local(args: argparse.Namespace) -> None:
-    from pydantic import ValidationError
-    from tqdm import tqdm
-
-    from . import inference
-    from .main import build_services
-    from .schemas import ExplainResponse, ExplainSpec, OutputOptions
-
-    method = json.loads(args.method) if args.method.startswith("{") else args.method
-    try:
-        # The target as the HTTP form reads it: "1" is class 1, "circle" a label, "predicted" the top class.
-        fields = ExplainSpec.model_validate_strings({"target": args.target}).model_dump(include={"target"})
-        spec = ExplainSpec(method=method, output=OutputOptions(overlay=True, colormap=args.colormap), **fields)
-    except ValidationError as exc:
-        sys.exit(f"error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
-    overrides = {"config": args.config} if args.config else {}
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
-    bar = tqdm(unit="pass", desc="explaining", file=sys.stderr, disable=not show)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    try:
-        if args.url:
-            body = {"images": [base64.b64encode(Path(args.image).read_bytes()).decode()], **spec.model_dump()}
-            response = ExplainResponse.model_validate(explain_remote(args, body, progress))
-            if bar.total:  # progress events are at most every 100 ms: the last may come before the end
-                progress(bar.total, bar.total)
-        else:
-            services = build_services(Settings(**overrides))
-            try:
-                work = inference.explain(services, args.model, [Path(args.image).read_bytes()], spec, progress)
-                answer = asyncio.run(work)
-            finally:
-                services.runner.close()
-            assert isinstance(answer, ExplainResponse)  # one method: the single-method response
-            response = answer
-    finally:
-        bar.close()
-    result = response.results[0]
-    Path(args.output).write_bytes(base64.b64decode(result.overlay_png or ""))
-    summary = {
-        "model": response.model,
-        "method": response.method,
-        "target": result.target.model_dump(),
-        "predictions": [p.model_dump() for p in result.predictions],
-        "overlay": args.output,
-        "diagnostics": result.diagnostics,
-    }
-    print(json.dumps(summary, indent=2))
-
-
 def create_key(args: argparse.Namespace) -> None:
     key = new_key()
     digest = hash_key(key)
@@ -201,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-level", default="info")
     p.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds in-flight requests get on exit")
     p.set_defaults(func=serve)
-    e = sub.add_parser("explain", help="explain one image locally, without a server; writes the overlay PNG")
+    e = sub.add_parser("explain", help="explain one image (here, or with --url by a server); writes the overlay PNG")
     e.add_argument("image")
     e.add_argument("--model", default="shapes")
     e.add_argument("--method", default="gradcam", help='a name, or a JSON object such as {"name": "occlusion"}')
@@ -217,12 +133,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="a progress bar on stderr (default: when stderr is a terminal)",
     )
-    e.set_defaults(func=explain_local)
+    e.set_defaults(func=explain)
     k = sub.add_parser("create-key", help="make an API key; prints it once, and the line for the keys file")
     k.add_argument("--name", help="the name logs and metrics show for it (default: key-<hash prefix>)")
     k.set_defaults(func=create_key)
     args = parser.parse_args(argv)
-    if args.func is explain_local:
+    if args.func is explain:
         logs.configure("text")
     try:
         args.func(args)

@@ -12,7 +12,7 @@ import sys
 import pytest
 from PIL import Image
 
-from service import cli, logs
+from service import cli, explain_command, logs
 from service.demo import shapes
 from service.keys import ApiKeys, hash_key
 
@@ -119,8 +119,33 @@ def test_explain_refuses_a_bad_target_in_one_line(tmp_path, target):
     assert message.startswith("error: unknown label") and "\n" not in message  # not a crash (int("²") raised)
 
 
+def test_sse_events_follow_the_event_stream_format():
+    lines = [": a comment", "event: progress", 'data: {"done": 1}', "", "", "data:a", "data: b", "", "event: cut"]
+    assert list(explain_command.sse_events(lines)) == [("progress", '{"done": 1}'), ("message", "a\nb")]
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["/nonexistent/shape.png"], "error: cannot read /nonexistent/shape.png: "),
+        (["IMAGE", "--method", "{integrated_gradients}"], "error: --method: not valid JSON: "),
+        (["IMAGE", "--url", "http://127.0.0.1:9"], "error: http://127.0.0.1:9/v1/models/shapes/explain: "),
+    ],
+)
+def test_explain_mistakes_are_one_line(tmp_path, args, says):
+    image = str(shape_png(tmp_path / "s.png"))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["explain", *(image if a == "IMAGE" else a for a in args)])
+    message = str(exit_info.value.code)
+    assert message.startswith(says) and "\n" not in message, message
+
+
+API_KEY = "cli-test-key"
+
+
 @pytest.fixture(scope="module")
 def server_url():
+    """`saliency-service serve` with the demo models and one API key (API_KEY)."""
     import socket
     import time
     import urllib.request
@@ -131,13 +156,13 @@ def server_url():
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SALIENCY_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
-        env={**clean, "OMP_NUM_THREADS": "1"},
+        env={**clean, "OMP_NUM_THREADS": "1", "SALIENCY_API_KEY_HASHES": hash_key(API_KEY)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # importing torch on a busy 2-core machine is slow
         while True:
             try:
                 urllib.request.urlopen(f"{url}/readyz", timeout=2)
@@ -153,19 +178,38 @@ def server_url():
 
 def test_remote_explain_follows_the_progress_events_and_matches_local(tmp_path, capfd, server_url, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("SALIENCY_API_KEY", API_KEY)
     image = shape_png(tmp_path / "shape.png")
     method = '{"name": "integrated_gradients", "steps": 200}'
     common = ["explain", str(image), "--method", method, "--progress"]
+    reports, report = [], explain_command.ProgressBar.report
+
+    def recorded(bar, done, total):
+        reports.append(done)
+        report(bar, done, total)
+
+    monkeypatch.setattr(explain_command.ProgressBar, "report", recorded)
     cli.main([*common, "--url", server_url, "-o", str(tmp_path / "remote.png")])
     remote, err = capfd.readouterr()
+    assert len(set(reports)) >= 3 and reports == sorted(reports), f"a few progress events, in order: {reports}"
     assert "202/202" in err, "the bar should reach the total the server's progress events announce"
     cli.main([*common, "-o", str(tmp_path / "local.png")])
     local = capfd.readouterr().out
-    assert json.loads(remote)["target"] == json.loads(local)["target"]
+    assert {**json.loads(remote), "overlay": None} == {**json.loads(local), "overlay": None}
     assert (tmp_path / "remote.png").read_bytes() == (tmp_path / "local.png").read_bytes()
 
 
-def test_remote_errors_are_one_line(tmp_path, server_url):
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--method", "lime", "--api-key", API_KEY], "error: unknown_method: unknown method 'lime'"),
+        (["--api-key", "not-the-key"], "error: unauthorized: "),
+        ([], "error: unauthorized: "),
+    ],
+)
+def test_remote_errors_are_one_line(tmp_path, server_url, monkeypatch, args, says):
+    monkeypatch.delenv("SALIENCY_API_KEY", raising=False)
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["explain", str(shape_png(tmp_path / "s.png")), "--method", "lime", "--url", server_url])
-    assert str(exit_info.value.code).startswith("error: unknown_method: unknown method 'lime'")
+        cli.main(["explain", str(shape_png(tmp_path / "s.png")), "--url", server_url, *args])
+    message = str(exit_info.value.code)
+    assert message.startswith(says) and "\n" not in message, message

@@ -7,6 +7,7 @@ The tests share the replicas and run in file order: the last two kill one replic
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -132,6 +133,7 @@ def balancer(replicas: list, nginx_binary: str, smoke_client, tmp_path_factory: 
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+        proc.stderr.close()
         print((workdir / "access.log").read_text() if (workdir / "access.log").exists() else "no access log")
 
 
@@ -162,30 +164,44 @@ def test_progress_events_pass_through_nginx_as_they_are_sent(balancer: str, smok
         "images": [base64.b64encode(smoke_client.png(64, 64)).decode()],
         "method": {"name": "integrated_gradients", "steps": 300},
     }
-    host, port = balancer.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    try:
-        started = time.monotonic()
-        connection.request(
-            "POST",
-            "/v1/models/tiny/explain",
-            json.dumps(body),
-            {"Content-Type": "application/json", "Accept": "text/event-stream", "X-Request-ID": "sse-through-nginx"},
-        )
-        response = connection.getresponse()
+    started = time.monotonic()
+    arrivals, data = [], {}
+    with post(balancer, "/v1/models/tiny/explain", body, {"Accept": "text/event-stream"}) as response:
         assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
-        assert response.getheader("X-Request-ID") == "sse-through-nginx", "nginx must keep the client's id"
-        arrivals = []
         while line := response.readline():
             if line.startswith(b"event: "):
-                arrivals.append((line[7:].strip().decode(), time.monotonic() - started))
-    finally:
-        connection.close()
+                name = line[7:].strip().decode()
+                arrivals.append((name, time.monotonic() - started))
+            elif line.startswith(b"data: "):
+                data[name] = json.loads(line[6:])
     names = [name for name, _ in arrivals]
-    assert names[-1] == "result" and names.count("progress") >= 2
+    assert names[-1] == "result" and names.count("progress") >= 2, names
     first_progress = next(t for name, t in arrivals if name == "progress")
     done = arrivals[-1][1]
     assert done - first_progress > 0.3 * done, f"events arrived in one burst: {arrivals}"
+    with post(balancer, "/v1/models/tiny/explain", body) as response:
+        plain = json.loads(response.read())
+    assert data["result"].keys() == plain.keys() and data["result"]["results"][0].keys() == plain["results"][0].keys()
+
+
+def test_a_client_request_id_passes_through_nginx(balancer: str, smoke_client) -> None:
+    body = {"images": [base64.b64encode(smoke_client.png(64, 64)).decode()]}
+    with post(balancer, "/v1/models/tiny/predict", body, {"X-Request-ID": "client-id.42"}) as response:
+        assert response.status == 200 and response.getheader("X-Request-ID") == "client-id.42"
+    with post(balancer, "/v1/models/tiny/predict", body) as response:  # without one, one is made up
+        assert response.status == 200 and response.getheader("X-Request-ID") not in (None, "", "client-id.42")
+
+
+@contextlib.contextmanager
+def post(base: str, path: str, body: dict, headers: dict[str, str] | None = None) -> Iterator[http.client.HTTPResponse]:
+    """A JSON POST on its own connection: the answer, its body still to read as it arrives."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json", **(headers or {})})
+        yield connection.getresponse()
+    finally:
+        connection.close()
 
 
 def test_requests_survive_a_replica_killed_mid_request(balancer: str, replicas: list, smoke_client) -> None:
