@@ -17,7 +17,7 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 status=0
-st run "http://127.0.0.1:$PORT/openapi.json" \
+st --config-file .ci/schemathesis.toml run "http://127.0.0.1:$PORT/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --phases examples,coverage,fuzzing --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" --max-time 60 \
   --seed 1 --workers 1 --request-timeout 30 --no-color || status=$?
