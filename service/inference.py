@@ -14,6 +14,7 @@ from torch import Tensor
 from . import admission
 from .admission import Work
 from .codecs import images as image_codec
+from .codecs.workers import CodecWorkers
 from .errors import InvalidInput, InvalidParameter, InvalidTarget, ServiceError
 from .explainers import Cost, Explainer, Params, Registry
 from .models import LoadedModel, ModelPool
@@ -44,6 +45,7 @@ class Services:
     pool: ModelPool
     registry: Registry
     runner: EngineRunner
+    codecs: CodecWorkers
 
 
 @dataclass
@@ -114,11 +116,11 @@ async def predict(services: Services, model: str, raw: list[bytes | str], top_k:
     started = time.perf_counter()
     check_top_k(top_k, services.settings)
     loaded = await asyncio.to_thread(services.pool.get, model)
-    data, headers = await asyncio.to_thread(admission.inspect, raw, services.settings)
+    data, headers = await services.codecs.run(admission.inspect, raw, services.settings)
     spec = loaded.spec
     admission.admit(headers, Work(spec.input_size, spec.channels, passes_per_image=1), services.settings)
     services.runner.check_queue(loaded, len(data))
-    batch = await asyncio.to_thread(decode, data, loaded, services.settings, False)
+    batch = await services.codecs.run(decode, data, loaded, services.settings, False)
     decoded = time.perf_counter()
     logits = await services.runner.predict(loaded, batch.x)
     done = time.perf_counter()
@@ -163,19 +165,19 @@ async def explain(
     check_top_k(spec.top_k, services.settings)
     loaded = await asyncio.to_thread(services.pool.get, model)
     parsed = parse_methods(services, spec, loaded)
-    data, headers = await asyncio.to_thread(admission.inspect, raw, services.settings)
+    data, headers = await services.codecs.run(admission.inspect, raw, services.settings)
     targets = resolve_targets(spec.target, len(raw), loaded)
     admission.admit(headers, Work.of([(e, c) for e, _, c in parsed], loaded.spec, spec.output), services.settings)
     methods = [(e, p) for e, p, _ in parsed]
     # Before decoding, so that a refusal costs almost nothing.
     services.runner.check_queue(loaded, explain_rows(loaded, methods, len(data)))
-    batch = await asyncio.to_thread(decode, data, loaded, services.settings, spec.output.overlay)
+    batch = await services.codecs.run(decode, data, loaded, services.settings, spec.output.overlay)
     del data
     decoded = time.perf_counter()
     results = await services.runner.explain(loaded, methods, batch.x, targets, spec.objective, progress)
     modelled = time.perf_counter()
     explainers = [e for e, _ in methods]
-    rendered = await asyncio.to_thread(render, batch.images, batch.geometry, results, explainers, spec.output)
+    rendered = await services.codecs.run(render, batch.images, batch.geometry, results, explainers, spec.output)
     first = results[0]
     top = predictions(first.logits, spec.top_k, loaded.labels)
     probs = first.logits.float().softmax(dim=1)

@@ -13,13 +13,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from . import __version__
 from .api import auth, explain, handlers, health, methods, models
 from .api.observe import RequestObserver, valid_request_id
+from .codecs.workers import CodecWorkers
 from .explainers import default_registry
 from .inference import Services
 from .keys import ApiKeys
 from .metrics import Metrics
 from .models import ModelPool, load_config
 from .models.failures import Backoff
-from .runner import EngineRunner
+from .models.prepare import PrepareOptions
+from .runner import DEFAULT_CHUNK, EngineRunner
 from .settings import Settings
 
 log = logging.getLogger("service")
@@ -36,10 +38,27 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
         max_loaded=settings.max_loaded_models,
         max_param_bytes=settings.max_param_bytes,
         on_load=on_load,
-        channels_last=settings.channels_last,
+        prepare=prepare_options(settings),
         backoff=Backoff(settings.load_retry_s, settings.load_retry_max_s),
     )
-    return Services(settings=settings, pool=pool, registry=default_registry(), runner=EngineRunner(settings, metrics))
+    return Services(
+        settings=settings,
+        pool=pool,
+        registry=default_registry(),
+        runner=EngineRunner(settings, metrics),
+        codecs=CodecWorkers(settings.codec_threads),
+    )
+
+
+def prepare_options(settings: Settings) -> PrepareOptions:
+    chunk = settings.chunk_size or max(DEFAULT_CHUNK.values())
+    return PrepareOptions(
+        fold_batchnorm=settings.fold_batchnorm,
+        channels_last=settings.channels_last,
+        compile=settings.compile,
+        compile_sizes=(1, chunk),
+        tolerance=settings.prepare_tolerance,
+    )
 
 
 async def retry_failed_loads(pool: ModelPool, every_s: float = 1.0) -> None:
@@ -69,6 +88,7 @@ def create_app(settings: Settings | None = None, api_keys: ApiKeys | None = None
         finally:
             retrying.cancel()
             services.runner.close()
+            services.codecs.close()
 
     docs_open = settings.docs == "open"
     app = FastAPI(

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .errors import Overloaded
 from .explainers import ExplainContext, Explainer, Explanation, Params, PixelSpace
@@ -53,11 +53,20 @@ def predict_plan(x: Tensor) -> Plan:
     return out.logits.float().cpu()
 
 
-def explain_plans(loaded: LoadedModel, methods: list[Method], x: Tensor, targets: Tensor) -> list[Plan]:
+def pass_module(loaded: LoadedModel, methods: list[Method]) -> nn.Module:
+    """The prepared module the request's passes run on: eager where a layer is hooked, the unfolded model
+    where that layer is a convolution that absorbed a BatchNorm (its own output changed)."""
+    layers = {getattr(p, "layer", None) or loaded.default_layer or "" for e, p in methods if e.capabilities.uses_layer}
+    return loaded.module_for(layers)
+
+
+def explain_plans(
+    loaded: LoadedModel, module: nn.Module, methods: list[Method], x: Tensor, targets: Tensor
+) -> list[Plan]:
     spec = loaded.spec
     ctx = ExplainContext(pixel_space=PixelSpace(spec.mean, spec.std), layer=loaded.default_layer)
     x, targets = x.to(loaded.device), targets.to(loaded.device)
-    return [to_cpu(e.plan(loaded.module, x, targets, p, ctx)) for e, p in methods]
+    return [to_cpu(e.plan(module, x, targets, p, ctx)) for e, p in methods]
 
 
 def to_cpu(plan: Plan) -> Plan:
@@ -82,9 +91,10 @@ def run_explain(
     settings: Settings,
 ) -> Explanation:
     """One explanation on the calling thread, as the server computes it (benchmarks, CUDA tests)."""
+    module = pass_module(loaded, [(explainer, params)])
     with device_context(loaded.device, settings.autocast):
-        plans = explain_plans(loaded, [(explainer, params)], x, targets)
-        (result,) = run_plans(loaded.module, plans, objective, chunk_rows(loaded, settings), settings.channels_last)
+        plans = explain_plans(loaded, module, [(explainer, params)], x, targets)
+        (result,) = run_plans(module, plans, objective, chunk_rows(loaded, settings), settings.channels_last)
     assert isinstance(result, Explanation)
     return result
 
@@ -140,16 +150,18 @@ class EngineRunner:
         """One explanation per method, of the same rows; methods that can share passes do."""
         total = explain_rows(loaded, methods, len(x))
 
+        module = pass_module(loaded, methods)
+
         def build() -> Job:
-            plans = [PlanState(p) for p in explain_plans(loaded, methods, x, targets)]
-            return Job(loaded.module, plans, objective, chunk_rows(loaded, self.settings), total)
+            plans = [PlanState(p) for p in explain_plans(loaded, module, methods, x, targets)]
+            return Job(module, plans, objective, chunk_rows(loaded, self.settings), total)
 
         return await self._submit(loaded, build, total, len(x), progress)  # type: ignore[return-value]
 
     async def predict(self, loaded: LoadedModel, x: Tensor) -> Tensor:
         def build() -> Job:
             plan = PlanState(predict_plan(x.to(loaded.device)))
-            return Job(loaded.module, [plan], "logit", chunk_rows(loaded, self.settings), len(x))
+            return Job(loaded.module_for(set()), [plan], "logit", chunk_rows(loaded, self.settings), len(x))
 
         (logits,) = await self._submit(loaded, build, len(x), len(x), None)
         return logits  # type: ignore[return-value]

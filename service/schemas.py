@@ -163,6 +163,9 @@ class ModelInfo(BaseModel):
     default_layer: str | None
     layers: list[str] | None = Field(description="Layers the CAM methods accept (known once loaded).")
     weights: bool = Field(description="False when serving random weights.")
+    preparation: list[str] | None = Field(
+        None, description="What was done to the model at load (BatchNorm folding, compile), or why not (once loaded)."
+    )
 
 
 class Capabilities(BaseModel):

@@ -98,6 +98,20 @@ class Settings(BaseSettings):
     docs: Literal["open", "auth", "off"] = Field("open", description="/docs, /redoc and /openapi.json")
     log_format: Literal["text", "json"] = "text"
 
+    # Preparing each model once at load (service/models/prepare.py); each rewrite is checked against the model.
+    fold_batchnorm: bool = Field(
+        True, description="Fold eval-mode BatchNorm into the convolution before it (same maps up to float rounding)."
+    )
+    compile: bool = Field(
+        False, description="Run passes without layer hooks through torch.compile (slower loads; see bench/README.md)."
+    )
+    prepare_tolerance: float = Field(
+        1e-3, gt=0, le=1, description="How far a prepared model may differ beyond float rounding before it is dropped."
+    )
+    codec_threads: int = Field(
+        4, ge=1, le=64, description="Threads that decode images and encode maps, beside the device's thread."
+    )
+
     # GPU options that change results, so off by default.
     channels_last: bool = False
     autocast: Literal["off", "bf16", "fp16"] = "off"

@@ -35,6 +35,7 @@ def model_info(services: Services, name: str) -> ModelInfo:
         default_layer=loaded.default_layer if loaded else spec.target_layer,
         layers=[n for n, _ in loaded.layers] if loaded else None,
         weights=spec.weights is not None,
+        preparation=loaded.prepared.notes if loaded and loaded.prepared else None,
     )
 
 

@@ -79,19 +79,3 @@ def spatial_layers(model: nn.Module, example: Tensor) -> list[tuple[str, tuple[i
 
     observe_outputs(model, example, observe)
     return list(finished.items())
-
-
-def activation_bytes(model: nn.Module, example: Tensor) -> int:
-    """Bytes of the leaf modules' outputs in one forward of `example`: what autograd keeps alive per row.
-
-    Leaves only: a container's output is its last child's, and counting both would double it.
-    """
-    leaves = {name for name, module in model.named_modules() if name and not any(module.children())}
-    sizes: list[int] = []
-
-    def observe(name: str, output: Tensor) -> None:
-        if name in leaves:
-            sizes.append(output.numel() * output.element_size())
-
-    observe_outputs(model, example, observe)
-    return sum(sizes)

@@ -18,9 +18,11 @@ import torch
 from torch import nn
 
 from ..errors import ModelUnavailable, UnknownModel
-from ..explainers.hooks import activation_bytes, spatial_layers
+from ..explainers.hooks import spatial_layers
 from . import loader
 from .failures import Backoff, Failure
+from .prepare import Prepared, PrepareOptions, prepare
+from .rowcost import marginal_row_bytes
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,12 @@ class LoadedModel:
     default_layer: str | None
     param_bytes: int
     load_seconds: float
-    row_bytes: int = 0  # estimated memory of one row's forward+backward, for the chunk budget
+    row_bytes: int = 0  # measured memory of one more row in a forward+backward pass, for the chunk budget
+    prepared: Prepared | None = None  # the folded / compiled variants and the unprepared model
+
+    def module_for(self, layers: set[str]) -> nn.Module:
+        """The module a pass that hooks `layers` runs on (see prepare.Prepared.for_layers)."""
+        return self.module if self.prepared is None else self.prepared.for_layers(layers)
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -53,11 +60,11 @@ class ModelPool:
         max_loaded: int = 8,
         max_param_bytes: int | None = None,
         on_load: Callable[[LoadedModel], None] | None = None,
-        channels_last: bool = False,
+        prepare: PrepareOptions | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.channels_last = channels_last
+        self.prepare = prepare or PrepareOptions()
         self.backoff = backoff or Backoff()
         self._clock = clock
         self.specs = {s.name: s for s in specs}
@@ -176,8 +183,6 @@ class ModelPool:
         started = time.perf_counter()
         labels = loader.read_labels(spec)
         module = loader.load(spec).to(self.device)
-        if self.channels_last:
-            module = module.to(memory_format=torch.channels_last)
         example = torch.zeros((1, spec.channels, *spec.input_size), device=self.device)
         try:
             layers = spatial_layers(module, example)  # also the warm-up pass
@@ -186,14 +191,17 @@ class ModelPool:
                 f"warm-up forward failed on a {tuple(example.shape)} input: {type(exc).__name__}",
                 f"warm-up forward failed: {exc}",
             ) from exc
+        probe = torch.randn((2, *example.shape[1:]), generator=torch.Generator().manual_seed(0)).to(self.device)
+        prepared = prepare(module, probe, self.prepare)
+        module = prepared.module
         names = [n for n, _ in layers]
         if spec.target_layer is not None and spec.target_layer not in names:
             raise loader.ModelLoadError(f"target_layer {spec.target_layer!r} has no spatial 4-D output")
         default_layer = spec.target_layer or (names[-1] if names else None)
-        param_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
-        # The forward's outputs stay alive for backward, whose gradients are freed as it goes; 1.25x covers
-        # those and the temporaries (resnet50 at 224: 122 MiB of outputs -> 153 MiB; measured ~110 per row).
-        row_bytes = int(1.25 * activation_bytes(module, example))
+        # The unfolded model stays resident beside the folded one (for hooks on folded convolutions).
+        params = {id(p): p for m in (prepared.original, module) for p in m.parameters()}
+        param_bytes = sum(p.numel() * p.element_size() for p in params.values())
+        row_bytes = marginal_row_bytes(module, example)
         loaded = LoadedModel(
             spec,
             module,
@@ -204,6 +212,7 @@ class ModelPool:
             param_bytes,
             time.perf_counter() - started,
             row_bytes,
+            prepared,
         )
         log.info("loaded model %s on %s in %.2f s", spec.name, self.device, loaded.load_seconds)
         return loaded

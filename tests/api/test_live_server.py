@@ -3,7 +3,9 @@ that leaves mid-request; the JSON log; a stalled upload."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import json
 import os
 import signal
@@ -12,9 +14,12 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.keys import hash_key
@@ -206,3 +211,47 @@ def test_a_stalled_upload_gets_a_408_within_the_body_timeout(launch, photos):
     with httpx.Client(base_url=base, timeout=30) as http:
         assert http.post("/v1/models/tiny/predict", json=good).status_code == 200
     assert "Traceback" not in log.read_text()
+
+
+def test_the_event_loop_answers_while_large_maps_are_encoded(launch):
+    """Colormaps, PNG compression and base64 of 9 MP overlays run on the codec threads, so /healthz keeps
+    answering at once; on the event loop each request would hold every connection for its whole encode."""
+    process, base, log = launch(SALIENCY_CODEC_THREADS="2")
+    side = 3000
+    ramp = np.broadcast_to(np.linspace(0, 255, side, dtype=np.float32), (side, side))
+    pixels = np.stack([ramp, ramp.T, np.full_like(ramp, 128)], axis=-1).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    body = {
+        "images": [base64.b64encode(buffer.getvalue()).decode()],
+        "method": "gradient",
+        "output": {"size": "original", "heatmap": True, "overlay": True},
+    }
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            while not done.is_set():
+                started = time.perf_counter()
+                assert http.get("/healthz").status_code == 200
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.02)
+
+    def explain() -> float:
+        with httpx.Client(base_url=base, timeout=120) as http:
+            response = http.post(EXPLAIN.format(name="tiny"), json=body)
+            assert response.status_code == 200, response.text
+            return response.json()["timing_ms"]["encode"] / 1000
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        with ThreadPoolExecutor(4) as clients:
+            encode_seconds = list(clients.map(lambda _: explain(), range(4)))
+    finally:
+        done.set()
+        poller.join()
+    assert sum(encode_seconds) > 3.0, encode_seconds  # the encodes were long enough to matter
+    assert len(latencies) > 10
+    assert max(latencies) < 0.6, (max(latencies), encode_seconds)

@@ -14,6 +14,7 @@ FIELDS = {
     "default_layer",
     "layers",
     "weights",
+    "preparation",
 }
 
 
@@ -37,6 +38,7 @@ def test_loaded_model_shows_its_spec_device_and_cam_layers(client):
     assert info["default_layer"] == "layer4"
     assert {"layer1", "layer2", "layer3", "layer4"} <= set(info["layers"])
     assert "fc" not in info["layers"] and "avgpool" not in info["layers"]
+    assert info["preparation"] == ["folded 20 BatchNorm layers into their convolutions"]
 
 
 def test_one_model_equals_its_entry_in_the_list(client):

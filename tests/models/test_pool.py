@@ -11,6 +11,7 @@ from service.demo.net import shapes_cnn
 from service.errors import ModelUnavailable, UnknownModel
 from service.models import ModelPool
 from service.models.failures import Backoff
+from service.models.prepare import PrepareOptions
 
 DEMO_BYTES = sum(p.numel() * p.element_size() for p in shapes_cnn().parameters())
 
@@ -38,7 +39,9 @@ def test_a_loaded_model_knows_its_layers_and_size(make_spec):
     names = [name for name, _ in loaded.layers]
     assert loaded.default_layer == names[-1] == "block4"
     assert dict(loaded.layers)["block4"] == (64, 4, 4)  # 32x32 input, three 2x poolings
-    assert loaded.param_bytes == DEMO_BYTES
+    # The folded model's parameters are counted beside the original's: both stay resident.
+    assert DEMO_BYTES < loaded.param_bytes < 2 * DEMO_BYTES
+    assert pool_of(make_spec, "a", prepare=PrepareOptions(fold_batchnorm=False)).get("a").param_bytes == DEMO_BYTES
     assert str(loaded.device) == "cpu" and loaded.load_seconds > 0
     assert not loaded.module.training
 
@@ -97,7 +100,8 @@ def test_least_recently_used_is_evicted_beyond_max_loaded(make_spec, load_counts
 
 
 def test_least_recently_used_is_evicted_beyond_max_param_bytes(make_spec):
-    pool = pool_of(make_spec, "a", "b", "c", max_param_bytes=2 * DEMO_BYTES + DEMO_BYTES // 2)
+    unfolded = PrepareOptions(fold_batchnorm=False)  # one copy of the weights per model: exact sums
+    pool = pool_of(make_spec, "a", "b", "c", max_param_bytes=2 * DEMO_BYTES + DEMO_BYTES // 2, prepare=unfolded)
     for name in ("a", "b", "c"):
         pool.get(name)
     assert loaded_names(pool) == {"b", "c"}

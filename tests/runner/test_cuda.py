@@ -11,6 +11,7 @@ import torchvision
 
 from service.explainers import default_registry
 from service.models import ModelPool, load_config
+from service.models.prepare import PrepareOptions
 from service.runner import run_explain
 from service.settings import Settings
 
@@ -64,7 +65,7 @@ def test_cuda_matches_cpu(config, method):
 @pytest.mark.parametrize("autocast", ["bf16", "fp16"])
 def test_autocast_and_channels_last_run_and_stay_close(config, autocast):
     settings = Settings(chunk_size=8, autocast=autocast, channels_last=True)
-    pool = ModelPool(load_config(config), device="cuda", channels_last=True)
+    pool = ModelPool(load_config(config), device="cuda", prepare=PrepareOptions(channels_last=True))
     reference = ModelPool(load_config(config), device="cuda").get("r18")
     explainer, params = default_registry().parse("gradcam")
     x, targets = torch.randn(2, 3, 64, 64), torch.tensor([2, 5])
