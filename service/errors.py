@@ -6,6 +6,9 @@ Framework-free on purpose: the engine and the inference layer raise these, and t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class ServiceError(Exception):
     status = 400
@@ -79,3 +82,15 @@ class ShuttingDown(ServiceError):
 
 class DeadlineExceeded(ServiceError):
     status, code = 504, "deadline_exceeded"
+
+
+@contextmanager
+def within_field(inner: str, outer: str) -> Iterator[None]:
+    """Errors raised inside name their field from the request's root: `method.steps` becomes
+    `methods.2.steps` when the method is the third of a list. The one place field paths are prefixed."""
+    try:
+        yield
+    except ServiceError as exc:
+        if exc.field is not None and (exc.field == inner or exc.field.startswith(inner + ".")):
+            exc.field = outer + exc.field.removeprefix(inner)
+        raise

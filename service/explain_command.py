@@ -98,15 +98,28 @@ def read_image(path: str) -> bytes:
 
 
 def explain_local(args: argparse.Namespace, image: bytes, spec: ExplainSpec, progress: Progress) -> ExplainResponse:
-    from . import inference
+    from . import core
+    from .api.responses import explain_response
     from .main import build_services
     from .schemas import ExplainResponse
 
     services = build_services(Settings(**({"config": args.config} if args.config else {})))
+    work = core.explain(
+        services,
+        args.model,
+        "images",
+        [image],
+        spec.method_specs(),
+        target=spec.target,
+        objective=spec.objective,
+        output=spec.output,
+        progress=progress,
+    )
     try:
-        answer = asyncio.run(inference.explain(services, args.model, [image], spec, progress))
+        answer = explain_response(asyncio.run(work), several=False)
     finally:
         services.runner.close()
+        services.codecs.close()
     assert isinstance(answer, ExplainResponse)  # one method: the single-method response
     return answer
 

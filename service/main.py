@@ -14,8 +14,8 @@ from . import __version__
 from .api import auth, explain, handlers, health, methods, models
 from .api.observe import RequestObserver, valid_request_id
 from .codecs.workers import CodecWorkers
+from .core import Services
 from .explainers import default_registry
-from .inference import Services
 from .keys import ApiKeys
 from .metrics import Metrics
 from .models import ModelPool, load_config

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from .errors import Overloaded
 from .explainers import ExplainContext, Explainer, Explanation, Params, PixelSpace
 from .explainers.base import Objective
-from .explainers.plan import Plan, clean_rows
+from .explainers.plan import Plan, clean_rows, targets_or_top
 from .metrics import Metrics
 from .models import LoadedModel
 from .scheduler.device import DeviceWorker, Ticket
@@ -49,7 +49,7 @@ def explain_rows(loaded: LoadedModel, methods: list[Method], images: int) -> int
 
 
 def predict_plan(x: Tensor) -> Plan:
-    out = yield from clean_rows(x, torch.full((len(x),), -1, dtype=torch.long, device=x.device))
+    out = yield from clean_rows(x, targets_or_top(None, len(x), x.device))
     return out.logits.float().cpu()
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt
 
-from .codecs.saliency import COLORMAPS
+from .codecs.options import OutputOptions, Strict
 from .errors import InvalidInput
-from .explainers.base import Objective
-from .explainers.postprocess import Normalize, Reduce
+from .explainers.base import Capabilities, Objective
 
-Colormap = Literal[COLORMAPS]  # type: ignore[valid-type]
 TargetItem = Annotated[StrictInt, Field(ge=0)] | str  # strict: JSON true is not class 1
 MethodSpec = str | dict[str, Any]
 MAX_METHODS = 8
@@ -19,25 +17,6 @@ TimeoutMs = Annotated[
     StrictInt | None,
     Field(ge=1, le=86_400_000, description="Deadline in ms; the server's maximum (request_timeout_s) caps it."),
 ]
-
-
-class Strict(BaseModel):
-    # strict: a JSON string is not a number, nor true a 1, as the published schema says (the multipart
-    # form's text fields are parsed with model_validate_strings, which reads "3" as 3 on purpose).
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class OutputOptions(Strict):
-    saliency: Literal["float32", "float16", "uint8", "none"] = Field(
-        "float32", description="Array encoding; uint8 is the normalized map scaled to 0..255; none omits it."
-    )
-    reduce: Reduce = Field("max_abs", description="Channel reduction; none returns (C, H, W).")
-    normalize: Normalize = Field("minmax", description="Per image: minmax -> [0, 1]; percentile -> [-1, 1].")
-    size: Literal["input", "original"] = Field("input", description="Model input size or the uploaded size.")
-    heatmap: bool = Field(False, description="Include a colormapped PNG of the map.")
-    overlay: bool = Field(False, description="Include the heatmap alpha-blended on the original image (PNG).")
-    colormap: Colormap = "jet"
-    alpha: float = Field(0.5, ge=0.0, le=1.0, description="Heatmap weight in the overlay.")
 
 
 class ExplainSpec(Strict):
@@ -166,14 +145,6 @@ class ModelInfo(BaseModel):
     preparation: list[str] | None = Field(
         None, description="What was done to the model at load (BatchNorm folding, compile), or why not (once loaded)."
     )
-
-
-class Capabilities(BaseModel):
-    needs_gradients: bool
-    uses_layer: bool
-    convergence_delta: bool
-    multiplies_by_inputs: bool
-    output: Literal["pixel", "cam"]
 
 
 class MethodInfo(BaseModel):

@@ -9,6 +9,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from service.models import ModelSpec
+
 
 def png_16_bit(pixels: np.ndarray) -> bytes:
     """A 16-bit PNG of uint16 pixels, (H, W) grey or (H, W, 3) RGB: Pillow writes no 16-bit RGB."""
@@ -31,3 +33,22 @@ def png_16_bit(pixels: np.ndarray) -> bytes:
 def png16() -> Callable[[np.ndarray], bytes]:
     """png_16_bit(uint16 pixels, (H, W) or (H, W, 3)) -> PNG bytes at 16 bits per sample."""
     return png_16_bit
+
+
+DEMO = "python:service.demo.net:shapes_cnn"  # the demo CNN: small, and the same initial weights every time
+
+
+def entry(name: str = "demo", **fields) -> dict:
+    return {"name": name, "architecture": DEMO, "num_classes": 4, "input_size": [32, 32], **fields}
+
+
+@pytest.fixture
+def make_spec() -> Callable[..., ModelSpec]:
+    """make_spec(name="demo", **fields): a ModelSpec of the demo CNN at 32x32 unless fields say otherwise."""
+    return lambda name="demo", **fields: ModelSpec(**entry(name, **fields))
+
+
+@pytest.fixture
+def make_entry() -> Callable[..., dict]:
+    """make_entry(name="demo", **fields): one [[models]] entry as a dict."""
+    return entry

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ..inference import Services
+from ..core import Services
 from ..metrics import Metrics
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from .. import deadlines, inference
+from .. import core, deadlines
 from ..errors import InvalidInput
 from ..schemas import (
     ErrorBody,
@@ -24,6 +24,7 @@ from .bodies import parse
 from .deps import ServicesDep, label
 from .disconnect import cancel_on_disconnect
 from .events import Progress, progress_stream, wants_events
+from .responses import explain_response, predict_response
 
 router = APIRouter(prefix="/v1/models", tags=["inference"])
 
@@ -87,8 +88,11 @@ async def predict(name: str, request: Request, services: ServicesDep) -> Predict
     label(request, model=name, method="")
     images, spec = await parse(request, services.settings, PredictRequest, PredictSpec)
     seconds = deadlines.seconds_for(spec.timeout_ms, services.settings.request_timeout_s)
-    work = inference.predict(services, name, images, spec.top_k)
-    return await cancel_on_disconnect(request, deadlines.within(seconds, work, services.runner.metrics, name))
+
+    async def work() -> PredictResponse:
+        return predict_response(await core.predict(services, name, "images", images, spec.top_k))
+
+    return await cancel_on_disconnect(request, deadlines.within(seconds, work(), services.runner.metrics, name))
 
 
 @router.post(
@@ -124,8 +128,20 @@ async def explain(
     metrics = services.runner.metrics
 
     async def work(progress: Progress | None = None) -> ExplainResponse | MultiExplainResponse:
-        job = inference.explain(services, name, images, spec, progress)
-        response = await deadlines.within(seconds, job, metrics, name)
+        job = core.explain(
+            services,
+            name,
+            "images",
+            images,
+            spec.method_specs(),
+            several=spec.methods is not None,
+            target=spec.target,
+            objective=spec.objective,
+            top_k=spec.top_k,
+            output=spec.output,
+            progress=progress,
+        )
+        response = explain_response(await deadlines.within(seconds, job, metrics, name), spec.methods is not None)
         metrics.images.labels(name, names[0] if len(names) == 1 else "multiple").inc(len(response.results))
         return response
 

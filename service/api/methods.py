@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from fastapi import APIRouter
 
 from ..schemas import MethodInfo
@@ -22,7 +20,7 @@ def list_methods(services: ServicesDep) -> list[MethodInfo]:
             MethodInfo(
                 name=explainer.name,
                 description=explainer.description,
-                capabilities=asdict(explainer.capabilities),
+                capabilities=explainer.capabilities,
                 passes_per_image={"forward": cost.forward, "backward": cost.backward},
                 parameters=explainer.params_model.model_json_schema(),
             )

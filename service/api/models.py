@@ -6,7 +6,7 @@ from pathlib import PurePath
 
 from fastapi import APIRouter
 
-from ..inference import Services
+from ..core import Services
 from ..schemas import ErrorBody, ModelInfo
 from .deps import ServicesDep
 

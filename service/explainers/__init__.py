@@ -1,6 +1,6 @@
 """Explainers: one file per method behind a registry; base.py holds the contract."""
 
-from .base import Capabilities, Cost, ExplainContext, Explainer, Explanation, Params, PixelSpace
+from .base import Capabilities, Cost, ExplainContext, Explainer, Explanation, Objective, Params, PixelSpace
 from .engine import explain
 from .registry import Registry, default_registry
 
@@ -10,6 +10,7 @@ __all__ = [
     "ExplainContext",
     "Explainer",
     "Explanation",
+    "Objective",
     "Params",
     "PixelSpace",
     "Registry",

@@ -16,7 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
-from .plan import Plan, targets_or_top
+from .plan import TOP, Plan, targets_or_top
 
 Objective = Literal["logit", "probability", "log_probability"]
 OBJECTIVES: tuple[str, ...] = ("logit", "probability", "log_probability")
@@ -31,13 +31,19 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+Modality = Literal["image", "text"]
+
+
 @dataclass(frozen=True)
 class Capabilities:
+    """What a method does, for the registry to show clients (GET /v1/methods) and the core to check."""
+
     needs_gradients: bool
     uses_layer: bool
     convergence_delta: bool
     multiplies_by_inputs: bool
     output: Literal["pixel", "cam"]
+    modalities: tuple[Modality, ...] = ("image",)
 
 
 @dataclass(frozen=True)
@@ -91,11 +97,12 @@ class Explainer(ABC):
     capabilities: ClassVar[Capabilities]
 
     @abstractmethod
-    def cost(self, params: Params, input_size: tuple[int, int]) -> Cost: ...
+    def cost(self, params: Params, input_shape: tuple[int, ...]) -> Cost:
+        """Passes per input of `input_shape`: (H, W) for an image, (tokens,) for a text."""
 
     @abstractmethod
     def plan(self, model: nn.Module, x: Tensor, targets: Tensor, params: Params, ctx: ExplainContext) -> Plan:
-        """The rows this explanation needs, returning an `Explanation`; a target of -1 is the row's top class.
+        """The rows this explanation needs, returning an `Explanation`; a target of TOP is the row's top class.
 
         `model` is only for looking things up (a default layer); passes are the scheduler's to run.
         """
@@ -122,8 +129,8 @@ def score(logits: Tensor, targets: Tensor, objective: Objective) -> Tensor:
 
 
 def resolve(logits: Tensor, targets: Tensor | None) -> Tensor:
-    """The class each row explains: its given target, or its top class where the target is None or < 0."""
+    """The class each row explains: its given target, or its top class where the target is None or TOP."""
     if targets is None:
         return logits.argmax(dim=1)
-    # Negative entries let one batch mix "predicted" rows with explicit ones (requests batched together).
-    return torch.where(targets < 0, logits.argmax(dim=1), targets)
+    # TOP entries let one batch mix "predicted" rows with explicit ones (requests batched together).
+    return torch.where(targets == TOP, logits.argmax(dim=1), targets)

@@ -12,8 +12,9 @@ from pydantic import Field
 from torch import Tensor
 
 from ..errors import InvalidParameter
+from ..models.layers import spatial_layers
 from .base import Capabilities, Cost, Explainer, Explanation, Params
-from .hooks import find_module, spatial_layers
+from .hooks import find_module
 from .plan import clean_rows
 
 

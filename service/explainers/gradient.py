@@ -22,7 +22,7 @@ class Gradient(Explainer):
         output="pixel",
     )
 
-    def cost(self, params: Params, input_size: tuple[int, int]) -> Cost:
+    def cost(self, params: Params, input_shape: tuple[int, ...]) -> Cost:
         return Cost(forward=1, backward=1)
 
     def plan(self, model, x, targets, params, ctx):

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-RowMaker = Callable[[int, int], tuple[Tensor, Tensor]]  # (start, stop) -> inputs (n, ...), targets (n,), -1 = top
+TOP = -1  # the target that means "this row's top class": the one meaning of "predicted" in the engine
+RowMaker = Callable[[int, int], tuple[Tensor, Tensor]]  # (start, stop) -> inputs (n, ...), targets (n,) or TOP
 
 
 @dataclass
@@ -107,7 +108,7 @@ def concat(parts: list[PassOutput]) -> PassOutput:
 
 
 def targets_or_top(targets: Tensor | None, n: int, device: torch.device) -> Tensor:
-    """The canonical target vector: -1 marks "the row's top class"."""
+    """The canonical target vector: TOP marks "the row's top class"."""
     if targets is None:
-        return torch.full((n,), -1, dtype=torch.long, device=device)
+        return torch.full((n,), TOP, dtype=torch.long, device=device)
     return targets

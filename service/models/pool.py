@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from ..errors import ModelUnavailable, UnknownModel
-from ..explainers.hooks import spatial_layers
 from . import loader
 from .failures import Backoff, Failure
+from .layers import spatial_layers
 from .prepare import Prepared, PrepareOptions, prepare
 from .rowcost import marginal_row_bytes
 from .spec import ModelSpec
@@ -40,6 +40,11 @@ class LoadedModel:
     load_seconds: float
     row_bytes: int = 0  # measured memory of one more row in a forward+backward pass, for the chunk budget
     prepared: Prepared | None = None  # the folded / compiled variants and the unprepared model
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input that costs are counted on: (H, W) for images."""
+        return self.spec.input_size
 
     def module_for(self, layers: set[str]) -> nn.Module:
         """The module a pass that hooks `layers` runs on (see prepare.Prepared.for_layers)."""

@@ -13,7 +13,11 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9._-]+$", max_length=100)
-    architecture: str = Field(description='"torchvision:NAME", "torchscript:PATH" or "python:pkg.mod:factory"')
+    kind: Literal["image", "text"] = "image"
+    architecture: str = Field(
+        description='"torchvision:NAME", "torchscript:PATH" or "python:pkg.mod:factory"; for text models '
+        '"transformers:DIR" or "python:pkg.mod:factory" returning (model, tokenizer)'
+    )
     weights: Path | None = None  # a state_dict; None = random weights (benchmarks only)
     num_classes: int = Field(gt=0)
     labels: Path | None = None
@@ -23,13 +27,20 @@ class ModelSpec(BaseModel):
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     target_layer: str | None = None
     preload: bool = True
+    # Text models only.
+    max_length: int = Field(128, ge=2, le=4096, description="Tokens per text, special tokens included.")
+    embedding_layer: str | None = Field(
+        None, description="Module whose output is attributed; default: the model's input embeddings."
+    )
 
     @field_validator("architecture")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
         scheme, _, rest = value.partition(":")
-        if scheme not in ("torchvision", "torchscript", "python") or not rest:
-            raise ValueError('must be "torchvision:NAME", "torchscript:PATH" or "python:pkg.mod:factory"')
+        if scheme not in ("torchvision", "torchscript", "python", "transformers") or not rest:
+            raise ValueError(
+                'must be "torchvision:NAME", "torchscript:PATH", "python:pkg.mod:factory" or "transformers:DIR"'
+            )
         return value
 
     @field_validator("input_size")
@@ -38,6 +49,15 @@ class ModelSpec(BaseModel):
         if min(value) < 1:
             raise ValueError("input_size must be positive")
         return value
+
+    @model_validator(mode="after")
+    def _kind_agrees(self) -> ModelSpec:
+        scheme = self.architecture.partition(":")[0]
+        if self.kind == "text" and scheme not in ("transformers", "python"):
+            raise ValueError('a text model\'s architecture is "transformers:DIR" or "python:pkg.mod:factory"')
+        if self.kind == "image" and scheme == "transformers":
+            raise ValueError('"transformers:" architectures are text models: set kind = "text"')
+        return self
 
     @model_validator(mode="after")
     def _channels_agree(self) -> ModelSpec:
@@ -63,8 +83,8 @@ def load_config(path: str | Path) -> list[ModelSpec]:
             if entry.get(key) is not None:
                 entry[key] = str((path.parent / entry[key]).resolve())
         scheme, _, rest = str(entry.get("architecture", "")).partition(":")
-        if scheme == "torchscript" and rest:
-            entry["architecture"] = f"torchscript:{(path.parent / rest).resolve()}"
+        if scheme in ("torchscript", "transformers") and rest:
+            entry["architecture"] = f"{scheme}:{(path.parent / rest).resolve()}"
         specs.append(ModelSpec.model_validate(entry))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):

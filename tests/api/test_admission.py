@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFile
 
-from service import admission
+from service.codecs.image import admission
 from service.errors import Overloaded
 from service.explainers import default_registry
 from service.models import load_config
@@ -184,7 +184,7 @@ MEASURE = """
 import base64, gc, io, json, sys
 from fastapi.testclient import TestClient
 from PIL import Image
-from service import admission
+from service.codecs.image import admission
 from service.main import create_app
 from service.runner import chunk_rows
 from service.settings import Settings

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from service import core
 from service.keys import hash_key
 from service.main import create_app
 
@@ -109,12 +110,11 @@ def test_the_key_name_reaches_logs_and_metrics_but_the_key_never_does(keyed, jso
 
 
 def test_key_names_go_into_the_request_log_lines(make_client, keys_file, json_log, photos, monkeypatch):
-    from service import inference
 
     async def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(inference, "predict", broken)
+    monkeypatch.setattr(core, "predict", broken)
     with make_client(api_keys=keys_file) as client:
         response = client.post(
             "/v1/models/shapes18/predict",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from service import core
+
 ORIGIN = "https://dash.example.com"
 
 
@@ -69,12 +71,11 @@ def test_cors_is_off_by_default(client):
 
 def test_a_500_carries_the_cors_headers_and_the_request_id(cors_client, photos, monkeypatch):
     # Starlette answers unhandled errors outside every user middleware, CORS included; the service must not.
-    from service import inference
 
     async def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(inference, "predict", broken)
+    monkeypatch.setattr(core, "predict", broken)
     response = cors_client.post(
         "/v1/models/shapes18/predict", json={"images": [photos["chelsea.jpg"].b64]}, headers={"Origin": ORIGIN}
     )

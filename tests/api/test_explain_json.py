@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from service.codecs.images import decode_image
+from service.codecs.image.decode import decode_image
+from service.codecs.image.transforms import to_input
 from service.explainers import ExplainContext, PixelSpace, default_registry, explain
-from service.models.transforms import to_input
 
 REGISTRY = default_registry()
 # Parameters small enough for a fast suite; every registered method gets a row.

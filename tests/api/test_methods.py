@@ -32,7 +32,10 @@ def test_each_method_describes_itself(methods, name):
         "convergence_delta",
         "multiplies_by_inputs",
         "output",
+        "modalities",
     }
+    assert info["capabilities"]["modalities"] == list(explainer.capabilities.modalities)
+    assert "image" in info["capabilities"]["modalities"]
     assert info["parameters"] == explainer.params_model.model_json_schema()
     assert info["parameters"]["type"] == "object"
     assert info["parameters"].get("additionalProperties") is False  # unknown parameters are refused
@@ -49,6 +52,7 @@ def test_capabilities_tell_the_methods_apart(methods):
         "convergence_delta": False,
         "multiplies_by_inputs": False,
         "output": "cam",
+        "modalities": ["image"],
     }
     assert methods["integrated_gradients"]["capabilities"]["convergence_delta"] is True
     assert methods["integrated_gradients"]["capabilities"]["multiplies_by_inputs"] is True

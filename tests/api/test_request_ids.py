@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from service import inference
+from service import core
 
 MINTED = re.compile(r"[0-9a-f]{32}")
 
@@ -17,7 +17,7 @@ def broken_predict(monkeypatch):
     async def broken(*args, **kwargs):
         raise RuntimeError("a bug in the service")
 
-    monkeypatch.setattr(inference, "predict", broken)
+    monkeypatch.setattr(core, "predict", broken)
 
 
 @pytest.mark.parametrize(

@@ -15,28 +15,10 @@ import torchvision
 
 from service.models import ModelSpec, loader
 
-DEMO = "python:service.demo.net:shapes_cnn"  # the demo CNN: small, and the same initial weights every time
-
-
-def entry(name: str = "demo", **fields) -> dict:
-    return {"name": name, "architecture": DEMO, "num_classes": 4, "input_size": [32, 32], **fields}
-
 
 def toml_text(*entries: dict) -> str:
     blocks = ["[[models]]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in e.items()) for e in entries]
     return "\n".join(blocks)
-
-
-@pytest.fixture
-def make_spec() -> Callable[..., ModelSpec]:
-    """make_spec(name="demo", **fields): a ModelSpec of the demo CNN at 32x32 unless fields say otherwise."""
-    return lambda name="demo", **fields: ModelSpec(**entry(name, **fields))
-
-
-@pytest.fixture
-def make_entry() -> Callable[..., dict]:
-    """make_entry(name="demo", **fields): one [[models]] entry as a dict."""
-    return entry
 
 
 @pytest.fixture

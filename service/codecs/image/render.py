@@ -1,4 +1,4 @@
-"""Explanations and predictions -> the response's pieces: top-k predictions, arrays, heatmaps, overlays."""
+"""Explanations -> each image's map fields: the saliency array, heatmap and overlay PNGs, diagnostics."""
 
 from __future__ import annotations
 
@@ -6,38 +6,23 @@ import base64
 
 import numpy as np
 from PIL import Image
-from torch import Tensor
 
+from ...explainers import Explainer, Explanation
+from ...explainers.postprocess import normalize, reduce_channels
+from ..options import OutputOptions
 from . import admission
-from .codecs import saliency as saliency_codec
-from .explainers import Explainer, Explanation
-from .explainers.postprocess import normalize, reduce_channels
-from .models.transforms import Geometry
-from .schemas import OutputOptions, Prediction
-
-
-def predictions(logits: Tensor, top_k: int, labels: list[str] | None) -> list[list[Prediction]]:
-    probs = logits.float().softmax(dim=1)
-    top = probs.topk(min(top_k, logits.shape[1]), dim=1)
-    return [
-        [prediction(row_logits, row_probs, int(i), labels) for i in idx]
-        for row_logits, row_probs, idx in zip(logits, probs, top.indices, strict=True)
-    ]
-
-
-def prediction(logits: Tensor, probs: Tensor, index: int, labels: list[str] | None) -> Prediction:
-    label = labels[index] if labels else None
-    return Prediction(index=index, label=label, probability=float(probs[index]), logit=float(logits[index]))
+from . import maps as saliency_codec
 
 
 def render(
-    images: list[Image.Image | None],
-    geometry: list[Geometry],
+    items: list,  # (picture or None, geometry) per image; emptied as drawn, so the pixels go early
     results: list[Explanation],
     explainers: list[Explainer],
     out: OutputOptions,
 ) -> list[list[dict]]:
     """Per image, per method: the saliency array, PNGs and diagnostics the request asked for."""
+    images = [picture for picture, _ in items]
+    geometry = [where for _, where in items]
     prepared = []
     for result, explainer in zip(results, explainers, strict=True):
         reduced = reduce_channels(result.attributions.float(), out.reduce)
@@ -70,7 +55,7 @@ def render(
             admission.release_freed_memory(
                 geometry[i].width * geometry[i].height if out.size == "original" or out.overlay else 0
             )
-        images[i] = None  # drawn: the decoded pixels can go
+        images[i] = items[i] = None  # drawn: the decoded pixels can go
         rendered.append(per_method)
     return rendered
 

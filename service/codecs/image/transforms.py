@@ -9,7 +9,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
-from .spec import ModelSpec
+from ...models.spec import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""service.models.transforms: image -> normalized model input, and the geometry of the region the model saw."""
+"""service.codecs.image.transforms: image -> normalized model input, and the geometry of the region the model saw."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from service.models.transforms import Geometry, to_input
+from service.codecs.image.transforms import Geometry, to_input
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

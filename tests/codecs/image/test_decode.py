@@ -1,4 +1,4 @@
-"""service.codecs.images: client bytes -> Pillow images, refusing broken, unsupported and oversized input."""
+"""service.codecs.image.decode: client bytes -> Pillow images, refusing broken, unsupported and oversized input."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageFile
 from sklearn.datasets import load_sample_images
 
-from service.codecs.images import b64_to_bytes, decode_image, to_8_bit
+from service.codecs.image.decode import b64_to_bytes, decode_image, to_8_bit
 from service.errors import InvalidImage, PayloadTooLarge
 
 MB = 2**20

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from ..errors import InvalidImage, PayloadTooLarge
+from ...errors import InvalidImage, PayloadTooLarge
 
 FORMATS = ("PNG", "JPEG", "WEBP")
 SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")

@@ -1,4 +1,4 @@
-"""service.admission: headers without pixels, an estimate that grows with what is asked, and default limits
+"""service.codecs.image.admission: headers without pixels, an estimate that grows with what is asked, and default limits
 that admit ordinary requests. The HTTP side and a measured peak are in tests/api/test_admission.py."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from service import admission
-from service.admission import Header, Work, estimate_bytes
+from service.codecs.image import admission
+from service.codecs.image.admission import Header, Work, estimate_bytes
 from service.errors import InvalidImage, PayloadTooLarge
 from service.explainers import default_registry
 from service.models.spec import ModelSpec

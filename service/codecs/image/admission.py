@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 from PIL import ImageMode
 
-from .codecs import images as image_codec
-from .codecs.saliency import STRIP_PIXELS
-from .errors import InvalidInput, PayloadTooLarge
-from .explainers import Cost, Explainer
-from .models.spec import ModelSpec
-from .schemas import OutputOptions
-from .settings import Settings
+from ...errors import InvalidInput, PayloadTooLarge
+from ...explainers import Cost, Explainer
+from ...models.spec import ModelSpec
+from ...settings import Settings
+from ..options import OutputOptions
+from . import decode as image_codec
+from .maps import STRIP_PIXELS
 
 B64 = 4 / 3
 FIXED = 24 * 2**20  # objects, small tensors, allocator slack (a 64x48 request grew 8 MB)

@@ -17,10 +17,9 @@ from matplotlib import colormaps
 from PIL import Image
 from torch import Tensor
 
-from ..models.transforms import Geometry
+from .transforms import Geometry
 
 ArrayDtype = Literal["float32", "float16", "uint8", "none"]
-COLORMAPS = ("jet", "viridis", "inferno", "turbo", "hot", "magma", "gray", "RdBu_r", "coolwarm", "bwr")
 
 
 def to_original_size(maps: Tensor, geometry: Geometry) -> Tensor:

@@ -1,4 +1,4 @@
-"""service.codecs.saliency: typed arrays, heatmap and overlay PNGs, and maps back at the original size."""
+"""service.codecs.image.maps: typed arrays, heatmap and overlay PNGs, and maps back at the original size."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import torch
 from matplotlib import colormaps
 from PIL import Image
 
-from service.codecs.saliency import (
-    COLORMAPS,
+from service.codecs.image.maps import (
     encode_array,
     heatmap_png,
     overlay_png,
     to_original_size,
 )
+from service.codecs.image.transforms import Geometry, to_input
+from service.codecs.options import COLORMAPS
 from service.models.spec import ModelSpec
-from service.models.transforms import Geometry, to_input
 
 DTYPES = {"float32": "<f4", "float16": "<f2", "uint8": "u1"}
 
@@ -151,7 +151,7 @@ def test_drawing_in_strips_is_drawing_the_whole_image_at_once(chelsea, monkeypat
     heat = colormaps["RdBu_r"](unit, bytes=True)[..., :3].astype(np.float32)
     expected = np.clip(np.rint(0.6 * np.asarray(image.convert("RGB"), np.float32) + 0.4 * heat), 0, 255)
     np.testing.assert_array_equal(whole, expected.astype(np.uint8))
-    monkeypatch.setattr("service.codecs.saliency.STRIP_PIXELS", 1000)  # two rows a strip
+    monkeypatch.setattr("service.codecs.image.maps.STRIP_PIXELS", 1000)  # two rows a strip
     np.testing.assert_array_equal(png_pixels(overlay_png(image, values, "RdBu_r", 0.4, signed)), whole)
     np.testing.assert_array_equal(png_pixels(heatmap_png(values, "RdBu_r", signed)), heat.astype(np.uint8))
 

@@ -1,0 +1,53 @@
+"""The codec contract: one per modality, between a request's inputs and the engine, and back.
+
+The core (service/core.py) holds a codec and never looks inside: the image codec turns base64 pictures into
+(N, C, H, W) tensors and maps into arrays and PNGs; the text codec turns strings into token embeddings and
+scores into tokens and HTML. Every method runs in a codec thread (codecs/workers.py), none on the event loop.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from ..explainers import Cost, Explainer, Explanation
+from ..models import LoadedModel
+from ..settings import Settings
+from .options import OutputOptions
+
+
+@dataclass
+class Batch:
+    x: Tensor  # the engine's input rows (N, ...), on the CPU
+    items: list[Any]  # per input, what rendering needs (the picture and its crop; the tokens)
+
+
+class Codec(ABC):
+    kind: ClassVar[str]  # the models it serves (ModelSpec.kind)
+    field: ClassVar[str]  # the request field that holds the inputs
+
+    @abstractmethod
+    def admit(
+        self,
+        raw: Sequence[Any],
+        loaded: LoadedModel,
+        settings: Settings,
+        methods: list[tuple[Explainer, Cost]],
+        output: OutputOptions | None,
+    ) -> Any:
+        """Refuses what is too large from the cheapest look (headers, lengths); `output` None is a predict.
+        Returns what `decode` takes."""
+
+    @abstractmethod
+    def decode(self, admitted: Any, loaded: LoadedModel, settings: Settings, output: OutputOptions | None) -> Batch:
+        """The inputs as the engine's rows."""
+
+    @abstractmethod
+    def render(
+        self, batch: Batch, results: list[Explanation], explainers: list[Explainer], output: OutputOptions
+    ) -> list[list[dict[str, Any]]]:
+        """Per input, per method: the response's map fields."""
