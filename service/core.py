@@ -135,7 +135,7 @@ def parse_methods(
     out = []
     for i, method in enumerate(methods):
         with within_field("method", f"methods.{i}" if several else "method"):
-            explainer, params = services.registry.parse(method)
+            explainer, params = services.registry.parse(method, loaded.kind)
             out.append((explainer, params, check_method(explainer, params, loaded, services.settings)))
     return out
 

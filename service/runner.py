@@ -20,8 +20,10 @@ from .errors import Overloaded
 from .explainers import ExplainContext, Explainer, Explanation, Params, PixelSpace
 from .explainers.base import Objective
 from .explainers.plan import Plan, clean_rows, targets_or_top
+from .explainers.text_space import TextSpace
 from .metrics import Metrics
 from .models import LoadedModel
+from .models.text import TextClassifier
 from .scheduler.device import DeviceWorker, Ticket
 from .scheduler.executor import device_context
 from .scheduler.inline import run_plans
@@ -64,9 +66,22 @@ def explain_plans(
     loaded: LoadedModel, module: nn.Module, methods: list[Method], x: Tensor, targets: Tensor
 ) -> list[Plan]:
     spec = loaded.spec
-    ctx = ExplainContext(pixel_space=PixelSpace(spec.mean, spec.std), layer=loaded.default_layer)
+    text = text_space(loaded) if loaded.kind == "text" else None
+    ctx = ExplainContext(pixel_space=PixelSpace(spec.mean, spec.std), layer=loaded.default_layer, text=text)
     x, targets = x.to(loaded.device), targets.to(loaded.device)
     return [to_cpu(e.plan(module, x, targets, p, ctx)) for e, p in methods]
+
+
+def text_space(loaded: LoadedModel) -> TextSpace:
+    """The pad and mask tokens' values at the attributed layer, and the special ids, of a text model."""
+    tokenizer = loaded.tokenizer
+    ids = [tokenizer.pad_token_id, tokenizer.mask_token_id]
+    known = torch.tensor([[i if i is not None else tokenizer.pad_token_id for i in ids]], device=loaded.device)
+    module = loaded.module
+    assert isinstance(module, TextClassifier)
+    values = module.embed(known, torch.ones_like(known))[0].clone()
+    special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
+    return TextSpace(values[0], values[1] if ids[1] is not None else None, special)
 
 
 def to_cpu(plan: Plan) -> Plan:

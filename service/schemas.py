@@ -50,8 +50,23 @@ class ExplainSpec(Strict):
         return self.methods if self.methods is not None else [self.method or "gradient"]
 
 
-class ExplainRequest(ExplainSpec):
-    images: list[str] = Field(min_length=1, description="Base64 PNG/JPEG/WebP, or data: URLs.")
+class Inputs(Strict):
+    """The inputs of a JSON request: images for an image model, texts for a text model."""
+
+    images: list[str] | None = Field(
+        None, min_length=1, description="Image models: base64 PNG/JPEG/WebP, or data: URLs."
+    )
+    texts: list[str] | None = Field(None, min_length=1, description="Text models: the texts, as they are.")
+
+    def given(self) -> tuple[str, list[str]]:
+        """(the field, its inputs): exactly one of the two."""
+        if (self.images is None) == (self.texts is None):
+            raise InvalidInput("give either `images` (image models) or `texts` (text models)", "images")
+        return ("images", self.images) if self.images is not None else ("texts", self.texts or [])
+
+
+class ExplainRequest(ExplainSpec, Inputs):
+    pass
 
 
 class PredictSpec(Strict):
@@ -59,8 +74,8 @@ class PredictSpec(Strict):
     timeout_ms: TimeoutMs = None
 
 
-class PredictRequest(PredictSpec):
-    images: list[str] = Field(min_length=1, description="Base64 PNG/JPEG/WebP, or data: URLs.")
+class PredictRequest(PredictSpec, Inputs):
+    pass
 
 
 class Prediction(BaseModel):
@@ -78,6 +93,14 @@ class SaliencyArray(BaseModel):
     max: float
 
 
+class Token(BaseModel):
+    text: str = Field(description="The token's characters in the input; special tokens by their name.")
+    start: int | None = Field(description="Character offset in the input (null for special tokens).")
+    end: int | None
+    special: bool
+    score: float | None = Field(description="The token's saliency (the array's value); null with reduce=none.")
+
+
 class ExplainResult(BaseModel):
     predictions: list[Prediction]
     target: Prediction
@@ -85,6 +108,8 @@ class ExplainResult(BaseModel):
     overlay_png: str | None
     heatmap_png: str | None
     diagnostics: dict[str, float | int]
+    tokens: list[Token] | None = Field(None, description="Text models: every token the model saw, in order.")
+    html: str | None = Field(None, description="Text models with output.html: the text highlighted by score.")
 
 
 class MethodResult(BaseModel):
@@ -95,6 +120,8 @@ class MethodResult(BaseModel):
     heatmap_png: str | None
     overlay_png: str | None
     diagnostics: dict[str, float | int]
+    tokens: list[Token] | None = None
+    html: str | None = None
 
 
 class MultiExplainResult(BaseModel):

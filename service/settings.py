@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(10 * 2**20, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=1)
     max_top_k: int = Field(100, ge=1)
+    max_texts: int = Field(16, ge=1, description="Texts per request (text models).")
+    max_text_chars: int = Field(5000, ge=1, description="Characters per text; a model's max_length caps its tokens.")
 
     # Scheduling (service/scheduler): rows of all requests on a device share passes.
     max_queue_rows: int = Field(

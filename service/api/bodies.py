@@ -13,9 +13,10 @@ from starlette.formparsers import MultiPartException
 from starlette.types import Message
 
 from ..errors import BodyTimeout, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from ..schemas import Inputs
 from ..settings import Settings
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=Inputs)
 B = TypeVar("B", bound=BaseModel)
 
 
@@ -44,7 +45,8 @@ async def read_body(request: Request, settings: Settings) -> bytes:
 
 
 async def parse(request: Request, settings: Settings, json_model: type[M], spec_model: type[BaseModel]):
-    """(images as base64 strings or raw bytes, the spec) from a JSON or a multipart body."""
+    """(the inputs' field, the inputs: base64 strings, texts or raw bytes, the spec) from a JSON or a
+    multipart body (images only)."""
     length = request.headers.get("content-length", "").lstrip("0")
     # isdigit() alone admits "²", which int() refuses; over 18 digits is over any limit, and over int()'s own.
     if length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > settings.max_body_bytes):
@@ -56,8 +58,8 @@ async def parse(request: Request, settings: Settings, json_model: type[M], spec_
             parsed = json_model.model_validate_json(body)
         except ValidationError as exc:
             raise validation_error(exc) from None
-        images: list[str] = getattr(parsed, "images")  # noqa: B009 (every JSON request model has images)
-        return list(images), spec_model.model_validate(parsed.model_dump(exclude={"images"}))
+        field, inputs = parsed.given()
+        return field, inputs, spec_model.model_validate(parsed.model_dump(exclude={"images", "texts"}))
     if kind == "multipart/form-data":
         return await parse_multipart(request, settings, spec_model)
     raise UnsupportedMediaType(f"content type {kind or '(none)'!r}: send application/json or multipart/form-data")
@@ -86,7 +88,7 @@ async def parse_multipart(request: Request, settings: Settings, spec_model: type
             images.append(await part.read())
         if not images:
             raise InvalidInput("multipart body needs one or more file parts named 'image'", "image")
-        return images, await form_spec(form, spec_model)
+        return "images", images, await form_spec(form, spec_model)
     finally:
         await form.close()
 

@@ -86,11 +86,11 @@ def body_doc(model: type[BaseModel], spec: type) -> dict:
 async def predict(name: str, request: Request, services: ServicesDep) -> PredictResponse:
     """Top-k predictions for each image."""
     label(request, model=name, method="")
-    images, spec = await parse(request, services.settings, PredictRequest, PredictSpec)
+    field, inputs, spec = await parse(request, services.settings, PredictRequest, PredictSpec)
     seconds = deadlines.seconds_for(spec.timeout_ms, services.settings.request_timeout_s)
 
     async def work() -> PredictResponse:
-        return predict_response(await core.predict(services, name, "images", images, spec.top_k))
+        return predict_response(await core.predict(services, name, field, inputs, spec.top_k))
 
     return await cancel_on_disconnect(request, deadlines.within(seconds, work(), services.runner.metrics, name))
 
@@ -115,13 +115,13 @@ async def explain(
 ) -> Response | ExplainResponse | MultiExplainResponse:
     """Predictions plus saliency maps; `Accept: image/png` gives the overlay, `text/event-stream` progress."""
     label(request, model=name, method="")
-    images, spec = await parse(request, services.settings, ExplainRequest, ExplainSpec)
+    field, inputs, spec = await parse(request, services.settings, ExplainRequest, ExplainSpec)
     names = [m if isinstance(m, str) else str(m.get("name")) for m in spec.method_specs()]
     label(request, model=name, method=names[0] if len(names) == 1 else "multiple")
     accept = request.headers.get("accept", "")
     wants_png = "image/png" in accept
     if wants_png:
-        if len(images) != 1 or spec.methods is not None:
+        if field != "images" or len(inputs) != 1 or spec.methods is not None:
             raise InvalidInput("Accept: image/png returns one overlay: send one image and one method", "images")
         spec.output.overlay = True
     seconds = deadlines.seconds_for(spec.timeout_ms, services.settings.request_timeout_s)
@@ -131,8 +131,8 @@ async def explain(
         job = core.explain(
             services,
             name,
-            "images",
-            images,
+            field,
+            inputs,
             spec.method_specs(),
             several=spec.methods is not None,
             target=spec.target,

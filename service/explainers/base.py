@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from .plan import TOP, Plan, targets_or_top
+from .text_space import TextSpace
 
 Objective = Literal["logit", "probability", "log_probability"]
 OBJECTIVES: tuple[str, ...] = ("logit", "probability", "log_probability")
@@ -74,6 +75,7 @@ class ExplainContext:
     chunk_size: int = 64
     pixel_space: PixelSpace = field(default_factory=PixelSpace)
     layer: str | None = None  # CAM methods: module name; None = found automatically
+    text: TextSpace | None = None  # text models: rows are token embeddings (see models/text.py)
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
@@ -94,7 +96,12 @@ class Explainer(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     params_model: ClassVar[type[Params]]
+    text_params_model: ClassVar[type[Params] | None] = None  # when text takes other parameters
     capabilities: ClassVar[Capabilities]
+
+    def params_for(self, kind: str) -> type[Params]:
+        """The parameters this method takes for a model of `kind`."""
+        return self.text_params_model or self.params_model if kind == "text" else self.params_model
 
     @abstractmethod
     def cost(self, params: Params, input_shape: tuple[int, ...]) -> Cost:

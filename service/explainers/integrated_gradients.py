@@ -17,6 +17,7 @@ from torch import Tensor
 from .base import Capabilities, Cost, Explainer, Explanation, Params
 from .baselines import make_baseline
 from .plan import PassOutput, Rows, clean_rows, pass_over
+from .text_space import TextBaseline
 
 Rule = Literal["gauss_legendre", "riemann_right", "riemann_middle"]
 
@@ -33,6 +34,16 @@ class IntegratedGradientsParams(Params):
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the uniform baseline.")
 
 
+class TextIntegratedGradientsParams(Params):
+    steps: int = Field(50, ge=1, le=4096, description="Points on the path (one forward+backward each).")
+    rule: Rule = Field("gauss_legendre", description="Quadrature rule for the path integral.")
+    baseline: TextBaseline = Field(
+        "pad",
+        description="pad: every token but the special ones replaced by the pad token; mask: by the mask token; "
+        "zero: zero embeddings. Attributed at the embedding layer's output.",
+    )
+
+
 def quadrature(rule: Rule, steps: int) -> tuple[list[float], list[float]]:
     """Points a_j in [0, 1] and weights w_j (summing to 1) of the path integral."""
     if rule == "gauss_legendre":
@@ -46,12 +57,14 @@ class IntegratedGradients(Explainer):
     name = "integrated_gradients"
     description = "Path integral of gradients from a baseline to the input, times (input - baseline)."
     params_model = IntegratedGradientsParams
+    text_params_model = TextIntegratedGradientsParams
     capabilities = Capabilities(
         needs_gradients=True,
         uses_layer=False,
         convergence_delta=True,
         multiplies_by_inputs=True,
         output="pixel",
+        modalities=("image", "text"),
     )
 
     def cost(self, params, input_size) -> Cost:
@@ -59,7 +72,11 @@ class IntegratedGradients(Explainer):
 
     def plan(self, model, x, targets, params, ctx):
         n, k = len(x), params.steps
-        baseline = make_baseline(params.baseline, x, ctx.pixel_space, params.blur_sigma, params.seed)
+        if ctx.text is not None:
+            baseline = ctx.text.baseline(params.baseline, x)
+        else:
+            baseline = make_baseline(params.baseline, x, ctx.pixel_space, params.blur_sigma, params.seed)
+        per_row = (-1, *[1] * (x.dim() - 1))
         # The prediction and S(x) first: the baseline is scored on the image's class, not its own top class.
         clean = yield from clean_rows(x, targets)
         resolved = clean.targets
@@ -70,14 +87,14 @@ class IntegratedGradients(Explainer):
 
         def make_rows(start: int, stop: int) -> tuple[Tensor, Tensor]:
             rows = torch.arange(start, stop, device=x.device)
-            images, a = rows // k, alphas[rows % k].view(-1, 1, 1, 1)
+            images, a = rows // k, alphas[rows % k].view(per_row)
             return baseline[images] + a * delta_x[images], resolved[images]
 
         def consume(start: int, stop: int, out: PassOutput) -> None:
             rows = torch.arange(start, stop, device=x.device)
-            total.index_add_(0, rows // k, out.grads * weights[rows % k].view(-1, 1, 1, 1))
+            total.index_add_(0, rows // k, out.grads * weights[rows % k].view(per_row))
 
         yield Rows(n * k, make_rows, consume, input_grad=True)
         attributions = delta_x * total
-        delta = attributions.sum(dim=(1, 2, 3)) - (clean.scores - base.scores)
+        delta = attributions.flatten(1).sum(dim=1) - (clean.scores - base.scores)
         return Explanation(attributions, clean.logits, resolved, {"completeness_delta": delta})

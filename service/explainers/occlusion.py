@@ -17,6 +17,7 @@ from torch import Tensor
 from .base import Capabilities, Cost, Explainer, Explanation, Params
 from .baselines import make_baseline
 from .plan import PassOutput, Rows, clean_rows
+from .text_occlusion import TextOcclusionParams, token_occlusion
 
 
 class OcclusionParams(Params):
@@ -59,20 +60,25 @@ class Occlusion(Explainer):
     name = "occlusion"
     description = "Drop in the target score when a sliding window is replaced by a baseline (forward only)."
     params_model = OcclusionParams
+    text_params_model = TextOcclusionParams
     capabilities = Capabilities(
         needs_gradients=False,
         uses_layer=False,
         convergence_delta=False,
         multiplies_by_inputs=False,
         output="pixel",
+        modalities=("image", "text"),
     )
 
     def cost(self, params, input_size) -> Cost:
-        h, w = input_size
-        n = len(window_starts(h, params.window, params.stride)) * len(window_starts(w, params.window, params.stride))
+        n = 1
+        for side in input_size:  # (H, W), or (tokens,) for a text
+            n *= len(window_starts(side, params.window, params.stride))
         return Cost(forward=n + 1, backward=0, driver="stride")
 
     def plan(self, model, x, targets, params, ctx):
+        if ctx.text is not None:
+            return (yield from token_occlusion(x, targets, params, ctx.text))
         clean = yield from clean_rows(x, targets)
         resolved, score_x = clean.targets, clean.scores
         baseline = make_baseline(params.baseline, x, ctx.pixel_space, params.blur_sigma)

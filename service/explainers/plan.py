@@ -35,12 +35,13 @@ class PassOutput:
         assert self.input_grads is not None, "the rows did not ask for input gradients"
         return self.input_grads
 
-    def rows(self, start: int, stop: int) -> PassOutput:
+    def rows(self, start: int, stop: int, length: int | None = None) -> PassOutput:
+        """Rows start:stop; `length` trims padded text rows back to their own length."""
         return PassOutput(
             self.logits[start:stop],
             self.targets[start:stop],
             self.scores[start:stop],
-            None if self.input_grads is None else self.input_grads[start:stop],
+            None if self.input_grads is None else self.input_grads[start:stop, :length],
             {k: v[start:stop] for k, v in self.activations.items()},
             {k: v[start:stop] for k, v in self.layer_grads.items()},
         )

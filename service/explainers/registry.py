@@ -48,8 +48,8 @@ class Registry:
                 f"unknown method {name!r}; available: {', '.join(self._by_name)}", field="method.name"
             ) from None
 
-    def parse(self, spec: str | Mapping[str, Any]) -> tuple[Explainer, Params]:
-        """A method name, or {"name": ..., **params}, into the explainer and its validated parameters."""
+    def parse(self, spec: str | Mapping[str, Any], kind: str = "image") -> tuple[Explainer, Params]:
+        """A method name, or {"name": ..., **params}, into the explainer and its parameters for a `kind` model."""
         if isinstance(spec, str):
             spec = {"name": spec}
         fields = dict(spec)
@@ -58,7 +58,7 @@ class Registry:
             raise InvalidParameter("method needs a 'name' string", field="method.name")
         explainer = self.get(name)
         try:
-            return explainer, explainer.params_model.model_validate(fields)
+            return explainer, explainer.params_for(kind).model_validate(fields)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

@@ -34,6 +34,7 @@ class SmoothGrad(Explainer):
         convergence_delta=False,
         multiplies_by_inputs=False,
         output="pixel",
+        modalities=("image", "text"),
     )
     statistic: ClassVar[Literal["mean", "mean_sq", "var"]] = "mean"
 
@@ -44,7 +45,12 @@ class SmoothGrad(Explainer):
         clean = yield from clean_rows(x, targets)
         logits, resolved = clean.logits, clean.targets
         n, k = len(x), params.samples
-        sigma = params.noise * (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3)))
+        # Images: a fraction of each image's value range; texts: of the spread of its tokens' embeddings,
+        # and only on the user's tokens (not special tokens, padding, the mask and id features).
+        spread = x.flatten(1).amax(dim=1) - x.flatten(1).amin(dim=1) if ctx.text is None else ctx.text.spread(x)
+        sigma = params.noise * spread
+        where = None if ctx.text is None else ctx.text.noise_mask(x)
+        per_row = (-1, *[1] * (x.dim() - 1))
         # secrets, not torch.seed(): reseeding torch's global generator would leak into other requests.
         seeds = [params.seed if params.seed is not None else secrets.randbits(63) for _ in range(n)]
         gens = [torch.Generator(device=x.device).manual_seed(s) for s in seeds]
@@ -64,7 +70,8 @@ class SmoothGrad(Explainer):
                     for r in range(start, stop)
                 ]
             )
-            return x[images] + noise * sigma[images].view(-1, 1, 1, 1), resolved[images]
+            noise = noise * sigma[images].view(per_row)
+            return x[images] + (noise if where is None else noise * where[images]), resolved[images]
 
         def consume(start: int, stop: int, out: PassOutput) -> None:
             g = out.grads.double()

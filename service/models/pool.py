@@ -13,15 +13,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import ModelUnavailable, UnknownModel
-from . import loader
+from . import build, loader
 from .failures import Backoff, Failure
-from .layers import spatial_layers
-from .prepare import Prepared, PrepareOptions, prepare
+from .prepare import Prepared, PrepareOptions
 from .rowcost import marginal_row_bytes
 from .spec import ModelSpec
 
@@ -40,11 +40,16 @@ class LoadedModel:
     load_seconds: float
     row_bytes: int = 0  # measured memory of one more row in a forward+backward pass, for the chunk budget
     prepared: Prepared | None = None  # the folded / compiled variants and the unprepared model
+    tokenizer: Any = None  # text models: their fast tokenizer
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """The shape of one input that costs are counted on: (H, W) for images."""
-        return self.spec.input_size
+        """The shape of one input that costs are counted on: (H, W) for images, (tokens,) for texts."""
+        return (self.spec.max_length,) if self.spec.kind == "text" else self.spec.input_size
 
     def module_for(self, layers: set[str]) -> nn.Module:
         """The module a pass that hooks `layers` runs on (see prepare.Prepared.for_layers)."""
@@ -186,38 +191,21 @@ class ModelPool:
 
     def _build(self, spec: ModelSpec) -> LoadedModel:
         started = time.perf_counter()
-        labels = loader.read_labels(spec)
-        module = loader.load(spec).to(self.device)
-        example = torch.zeros((1, spec.channels, *spec.input_size), device=self.device)
-        try:
-            layers = spatial_layers(module, example)  # also the warm-up pass
-        except Exception as exc:  # the model cannot run on its declared input: a configuration error
-            raise loader.ModelLoadError(
-                f"warm-up forward failed on a {tuple(example.shape)} input: {type(exc).__name__}",
-                f"warm-up forward failed: {exc}",
-            ) from exc
-        probe = torch.randn((2, *example.shape[1:]), generator=torch.Generator().manual_seed(0)).to(self.device)
-        prepared = prepare(module, probe, self.prepare)
-        module = prepared.module
-        names = [n for n, _ in layers]
-        if spec.target_layer is not None and spec.target_layer not in names:
-            raise loader.ModelLoadError(f"target_layer {spec.target_layer!r} has no spatial 4-D output")
-        default_layer = spec.target_layer or (names[-1] if names else None)
+        made = build.text(spec, self.device) if spec.kind == "text" else build.image(spec, self.device, self.prepare)
         # The unfolded model stays resident beside the folded one (for hooks on folded convolutions).
-        params = {id(p): p for m in (prepared.original, module) for p in m.parameters()}
-        param_bytes = sum(p.numel() * p.element_size() for p in params.values())
-        row_bytes = marginal_row_bytes(module, example)
+        params = {id(p): p for m in (made.prepared.original, made.prepared.module) for p in m.parameters()}
         loaded = LoadedModel(
             spec,
-            module,
+            made.prepared.module,
             self.device,
-            labels,
-            layers,
-            default_layer,
-            param_bytes,
+            made.labels,
+            made.layers,
+            made.default_layer,
+            sum(p.numel() * p.element_size() for p in params.values()),
             time.perf_counter() - started,
-            row_bytes,
-            prepared,
+            marginal_row_bytes(made.prepared.module, made.example),
+            made.prepared,
+            made.tokenizer,
         )
         log.info("loaded model %s on %s in %.2f s", spec.name, self.device, loaded.load_seconds)
         return loaded

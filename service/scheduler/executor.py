@@ -33,7 +33,8 @@ def run_pass(
 ) -> list[PassOutput]:
     """One forward (and backward where any part needs it) over the parts' rows; one output per part."""
     built = [rows.make(start, stop) for rows, start, stop in parts]
-    x = torch.cat([inputs for inputs, _ in built])
+    lengths = [inputs.shape[1] for inputs, _ in built]
+    x = torch.cat(padded([inputs for inputs, _ in built], max(lengths)))
     targets = torch.cat([t for _, t in built])
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -44,10 +45,18 @@ def run_pass(
     else:
         out = forward_pass(module, x, targets, objective)
     results, offset = [], 0
-    for _, start, stop in parts:
-        results.append(out.rows(offset, offset + stop - start))
+    for (_, start, stop), length in zip(parts, lengths, strict=True):
+        results.append(out.rows(offset, offset + stop - start, length))
         offset += stop - start
     return results
+
+
+def padded(inputs: list[Tensor], length: int) -> list[Tensor]:
+    """Text rows (N, T, F) of texts of different lengths, padded to one length with zero rows: their mask
+    feature is 0, so the model attends to none of them (models/text.py). Image rows all have one shape."""
+    if all(i.shape[1] == length for i in inputs) or inputs[0].dim() != 3:
+        return inputs
+    return [torch.nn.functional.pad(i, (0, 0, 0, length - i.shape[1])) for i in inputs]
 
 
 def forward_pass(module: nn.Module, x: Tensor, targets: Tensor, objective: Objective) -> PassOutput:

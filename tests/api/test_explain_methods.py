@@ -101,7 +101,9 @@ def test_without_method_or_methods_it_is_one_gradient_as_before(explain_json, ph
 def test_single_method_responses_keep_their_shape(explain_json, photos):
     body = explain_json(photos["chelsea.jpg"].b64, method="gradcam")
     assert set(body) == {"model", "method", "objective", "results", "timing_ms"}
-    assert set(body["results"][0]) == {"predictions", "target", "saliency", "overlay_png", "heatmap_png", "diagnostics"}
+    fields = {"predictions", "target", "saliency", "overlay_png", "heatmap_png", "diagnostics", "tokens", "html"}
+    assert set(body["results"][0]) == fields
+    assert body["results"][0]["tokens"] is None and body["results"][0]["html"] is None  # text models' fields
     assert body["method"] == {"name": "gradcam", "layer": None}
 
 

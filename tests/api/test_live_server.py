@@ -254,4 +254,6 @@ def test_the_event_loop_answers_while_large_maps_are_encoded(launch):
         poller.join()
     assert sum(encode_seconds) > 3.0, encode_seconds  # the encodes were long enough to matter
     assert len(latencies) > 10
-    assert max(latencies) < 0.6, (max(latencies), encode_seconds)
+    # On the loop, /healthz would wait for whole encodes (measured 2.3 s against encodes of 1.0 s each); on the
+    # codec threads it waits only for the GIL between them (0.15-0.25 s, 0.6 s on a machine under load).
+    assert max(latencies) < 0.5 * min(encode_seconds), (max(latencies), encode_seconds)

@@ -18,12 +18,14 @@ from PIL import ImageMode
 
 from ...errors import InvalidInput, PayloadTooLarge
 from ...explainers import Cost, Explainer
+from ...explainers.postprocess import Normalize, Reduce
 from ...models.spec import ModelSpec
 from ...settings import Settings
-from ..options import OutputOptions
+from ..options import Filled, OutputOptions
 from . import decode as image_codec
 from .maps import STRIP_PIXELS
 
+DEFAULTS: tuple[Reduce, Normalize] = ("max_abs", "minmax")  # an image's where the client gives none
 B64 = 4 / 3
 FIXED = 24 * 2**20  # objects, small tensors, allocator slack (a 64x48 request grew 8 MB)
 REQUEST_COPIES = 4  # per encoded image byte: the body, its parsed base64 text, the decoded bytes
@@ -64,11 +66,12 @@ class Work:
     passes_per_image: int
     map_channels: int = 1  # C with reduce="none" on a pixel-space method
     maps: int = 1  # explanations per image (one per method)
-    output: OutputOptions | None = None
+    output: Filled | None = None
     driver: str | None = None  # the method parameter that scales the passes
 
     @classmethod
-    def of(cls, methods: list[tuple[Explainer, Cost]], spec: ModelSpec, output: OutputOptions) -> Work:
+    def of(cls, methods: list[tuple[Explainer, Cost]], spec: ModelSpec, given: OutputOptions) -> Work:
+        output = given.filled(*DEFAULTS)
         pixel = any(e.capabilities.output == "pixel" for e, _ in methods) and output.reduce == "none"
         passes = sum(max(c.forward, c.backward) for _, c in methods)
         driver = next((c.driver for _, c in methods if c.driver), None)
@@ -141,7 +144,7 @@ def output_chars(header: Header, work: Work, out: OutputOptions) -> float:
     return B64 * (array + PNG * size * out.heatmap + PNG * header.pixels * out.overlay)
 
 
-def encode_bytes(pixels: int, channels: int, out: OutputOptions) -> float:
+def encode_bytes(pixels: int, channels: int, out: Filled) -> float:
     """Temporaries of one map's outputs at the original size (0 when there are none)."""
     if not at_original(out):
         return 0.0

@@ -5,10 +5,8 @@ Colours come from matplotlib's colormaps; PNGs from Pillow.
 
 from __future__ import annotations
 
-import base64
 import io
 import zlib
-from typing import Literal
 
 import numpy as np
 import torch
@@ -18,8 +16,6 @@ from PIL import Image
 from torch import Tensor
 
 from .transforms import Geometry
-
-ArrayDtype = Literal["float32", "float16", "uint8", "none"]
 
 
 def to_original_size(maps: Tensor, geometry: Geometry) -> Tensor:
@@ -36,27 +32,6 @@ def to_original_size(maps: Tensor, geometry: Geometry) -> Tensor:
     out = torch.zeros((flat.shape[0], 1, geometry.height, geometry.width), dtype=inner.dtype)
     out[..., y0 : y0 + h, x0 : x0 + w] = inner[..., : geometry.height - y0, : geometry.width - x0]
     return out.reshape(*lead, geometry.height, geometry.width)
-
-
-def encode_array(values: np.ndarray, dtype: ArrayDtype, signed: bool) -> dict | None:
-    """{"shape", "dtype", "data": base64 of C-order little-endian bytes, "min", "max"}."""
-    if dtype == "none":
-        return None
-    values = np.ascontiguousarray(values, dtype=np.float32)
-    if dtype == "uint8":
-        # uint8 is the normalised map scaled to 0..255 (signed maps: -1..1 -> 0..255).
-        unit = (values + 1) / 2 if signed else values
-        out = np.clip(np.rint(np.nan_to_num(unit) * 255), 0, 255).astype(np.uint8)
-    else:
-        out = values.astype("<f4" if dtype == "float32" else "<f2", copy=False)
-    return {
-        "shape": list(out.shape),
-        "dtype": dtype,
-        # From the array's own buffer (C-contiguous): a tobytes() copy was 4 more bytes per float32 pixel.
-        "data": base64.b64encode(out.reshape(-1).view(np.uint8).data).decode("ascii"),
-        "min": float(values.min()) if values.size else 0.0,
-        "max": float(values.max()) if values.size else 0.0,
-    }
 
 
 def unit_limits(values: np.ndarray, signed: bool) -> tuple[float, float]:

@@ -9,18 +9,21 @@ from PIL import Image
 
 from ...explainers import Explainer, Explanation
 from ...explainers.postprocess import normalize, reduce_channels
+from ..arrays import encode_array
 from ..options import OutputOptions
 from . import admission
 from . import maps as saliency_codec
+from .admission import DEFAULTS
 
 
 def render(
     items: list,  # (picture or None, geometry) per image; emptied as drawn, so the pixels go early
     results: list[Explanation],
     explainers: list[Explainer],
-    out: OutputOptions,
+    given: OutputOptions,
 ) -> list[list[dict]]:
     """Per image, per method: the saliency array, PNGs and diagnostics the request asked for."""
+    out = given.filled(*DEFAULTS)
     images = [picture for picture, _ in items]
     geometry = [where for _, where in items]
     prepared = []
@@ -43,7 +46,7 @@ def render(
             array = maps[i].numpy() if at_original is None or out.size == "input" else at_original
             per_method.append(
                 {
-                    "saliency": saliency_codec.encode_array(array, out.saliency, signed),
+                    "saliency": encode_array(array, out.saliency, signed),
                     "heatmap_png": b64(saliency_codec.heatmap_png(flat(array), out.colormap, signed))
                     if out.heatmap
                     else None,

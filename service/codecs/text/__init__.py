@@ -1,0 +1,75 @@
+"""Texts: strings in, token-embedding rows to the engine, per-token scores (and highlighted HTML) out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import InvalidInput, PayloadTooLarge
+from ...explainers import Cost, Explainer, Explanation
+from ...models import LoadedModel
+from ...models.text import TextClassifier, rows_of
+from ...settings import Settings
+from ..base import Batch, Codec
+from ..options import OutputOptions
+from .render import render
+
+
+class TextCodec(Codec):
+    kind = "text"
+    field = "texts"
+
+    def admit(
+        self,
+        raw: Sequence[Any],
+        loaded: LoadedModel,
+        settings: Settings,
+        methods: list[tuple[Explainer, Cost]],
+        output: OutputOptions | None,
+    ) -> list[str]:
+        if len(raw) > settings.max_texts:
+            raise InvalidInput(f"{len(raw)} texts, over the limit of {settings.max_texts}", "texts")
+        for i, text in enumerate(raw):
+            if not isinstance(text, str):
+                raise InvalidInput("a text must be a string", f"texts.{i}")
+            if not text.strip():
+                raise InvalidInput("empty text", f"texts.{i}")
+            if len(text) > settings.max_text_chars:
+                raise PayloadTooLarge(
+                    f"text is {len(text)} characters, over the limit of {settings.max_text_chars}", f"texts.{i}"
+                )
+        return list(raw)
+
+    def decode(self, admitted: list[str], loaded: LoadedModel, settings: Settings, output: OutputOptions | None):
+        """Tokens (padded to the longest text) and their values at the attributed layer, as rows."""
+        limit = loaded.spec.max_length
+        encoded = loaded.tokenizer(
+            admitted,
+            padding=True,
+            truncation=False,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+            return_tensors="pt",
+        )
+        ids, mask = encoded["input_ids"], encoded["attention_mask"]
+        for i, length in enumerate(mask.sum(dim=1).tolist()):
+            if length > limit:
+                raise InvalidInput(f"text is {length} tokens, over model's limit of {limit}", f"texts.{i}")
+        module = loaded.module
+        assert isinstance(module, TextClassifier)
+        values = module.embed(ids.to(loaded.device), mask.to(loaded.device)).float().cpu()
+        items = []
+        for i, text in enumerate(admitted):
+            length = int(mask[i].sum())
+            items.append(
+                {
+                    "text": text,
+                    "tokens": loaded.tokenizer.convert_ids_to_tokens(ids[i, :length].tolist()),
+                    "offsets": encoded["offset_mapping"][i, :length].tolist(),
+                    "special": encoded["special_tokens_mask"][i, :length].bool().tolist(),
+                }
+            )
+        return Batch(rows_of(values, mask, ids), items)
+
+    def render(self, batch: Batch, results: list[Explanation], explainers: list[Explainer], output: OutputOptions):
+        return render(batch.items, results, explainers, output)
