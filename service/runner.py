@@ -47,7 +47,7 @@ def chunk_rows(loaded: LoadedModel, settings: Settings) -> int:
 
 def explain_rows(loaded: LoadedModel, methods: list[Method], images: int) -> int:
     """Rows (model passes) a request needs: what admission and progress count."""
-    return images * sum(e.cost(p, loaded.spec.input_size).forward for e, p in methods)
+    return images * sum(e.cost(p, loaded.input_shape).forward for e, p in methods)
 
 
 def predict_plan(x: Tensor) -> Plan:

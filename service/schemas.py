@@ -158,9 +158,13 @@ class PredictResponse(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str
+    kind: Literal["image", "text"] = Field(description="What the model takes: `images` or `texts`.")
     architecture: str
     # A list, not a tuple: a tuple's JSON schema ("items" as an array) is not valid OpenAPI 3.1.
-    input_size: list[int] = Field(min_length=2, max_length=2, description="[height, width]")
+    input_size: list[int] | None = Field(
+        min_length=2, max_length=2, description="[height, width] (image models; null for text models)"
+    )
+    max_length: int | None = Field(description="Tokens per text, special tokens included (text models).")
     num_classes: int
     labels: bool
     device: str
@@ -179,7 +183,10 @@ class MethodInfo(BaseModel):
     description: str
     capabilities: Capabilities
     passes_per_image: dict[str, int] = Field(description="Forward and backward passes with default parameters.")
-    parameters: dict[str, Any] = Field(description="JSON schema of the method's parameters.")
+    parameters: dict[str, Any] = Field(description="JSON schema of the method's parameters (image models).")
+    text_parameters: dict[str, Any] | None = Field(
+        description="JSON schema of its parameters for text models (null when it does not explain texts)."
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
 
 from service.models import ModelSpec
 
@@ -52,3 +53,43 @@ def make_spec() -> Callable[..., ModelSpec]:
 def make_entry() -> Callable[..., dict]:
     """make_entry(name="demo", **fields): one [[models]] entry as a dict."""
     return entry
+
+
+TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (
+    "the a movie film plot actor was is not very really great good terrible bad boring fun and but i it this "
+    "liked hated loved , . ! < > script & \" ' ##s ##ed ##ing"
+).split()
+
+
+def write_tiny_bert(folder, num_labels: int = 2, seed: int = 0, hidden: int = 16) -> None:
+    """A tiny random BERT classifier and its WordPiece tokenizer, saved as transformers saves them."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    # transformers 5: BertTokenizer is the fast tokenizer, and takes its vocabulary as a dict.
+    vocab = {token: i for i, token in enumerate(TINY_VOCAB)}
+    BertTokenizer(vocab=vocab, do_lower_case=True).save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=len(TINY_VOCAB),
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=64,
+        num_labels=num_labels,
+        id2label={i: name for i, name in enumerate(["negative", "positive", "neutral"][:num_labels])},
+        label2id={name: i for i, name in enumerate(["negative", "positive", "neutral"][:num_labels])},
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        BertForSequenceClassification(config).eval().save_pretrained(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """The directory of a tiny random BERT sentiment classifier (2 labels) with its tokenizer."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    write_tiny_bert(folder)
+    return folder

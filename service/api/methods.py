@@ -23,6 +23,9 @@ def list_methods(services: ServicesDep) -> list[MethodInfo]:
                 capabilities=explainer.capabilities,
                 passes_per_image={"forward": cost.forward, "backward": cost.backward},
                 parameters=explainer.params_model.model_json_schema(),
+                text_parameters=explainer.params_for("text").model_json_schema()
+                if "text" in explainer.capabilities.modalities
+                else None,
             )
         )
     return out

@@ -14,9 +14,10 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 def public_architecture(architecture: str) -> str:
-    """A TorchScript model by its file name: the server's directory layout is not the client's business."""
+    """A TorchScript or transformers model by its file or directory name: the server's directory layout is
+    not the client's business."""
     scheme, _, ref = architecture.partition(":")
-    return f"torchscript:{PurePath(ref).name}" if scheme == "torchscript" else architecture
+    return f"{scheme}:{PurePath(ref).name}" if scheme in ("torchscript", "transformers") else architecture
 
 
 def model_info(services: Services, name: str) -> ModelInfo:
@@ -25,16 +26,18 @@ def model_info(services: Services, name: str) -> ModelInfo:
     loaded = services.pool.peek(name)
     return ModelInfo(
         name=name,
+        kind=spec.kind,
         architecture=public_architecture(spec.architecture),
-        input_size=spec.input_size,
+        input_size=list(spec.input_size) if spec.kind == "image" else None,
+        max_length=spec.max_length if spec.kind == "text" else None,
         num_classes=spec.num_classes,
-        labels=spec.labels is not None,
+        labels=loaded.labels is not None if loaded else spec.labels is not None,  # text: also the config's
         device=str(services.pool.device),
         state=state,
         reason=reason,
         default_layer=loaded.default_layer if loaded else spec.target_layer,
         layers=[n for n, _ in loaded.layers] if loaded else None,
-        weights=spec.weights is not None,
+        weights=spec.weights is not None or spec.kind == "text",  # a text model's directory holds its weights
         preparation=loaded.prepared.notes if loaded and loaded.prepared else None,
     )
 

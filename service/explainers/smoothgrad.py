@@ -50,6 +50,8 @@ class SmoothGrad(Explainer):
         spread = x.flatten(1).amax(dim=1) - x.flatten(1).amin(dim=1) if ctx.text is None else ctx.text.spread(x)
         sigma = params.noise * spread
         where = None if ctx.text is None else ctx.text.noise_mask(x)
+        # A text draws noise for its own tokens only, so padding it in a batch does not change its draws.
+        lengths = [x.shape[1]] * n if ctx.text is None else ctx.text.lengths(x)
         per_row = (-1, *[1] * (x.dim() - 1))
         # secrets, not torch.seed(): reseeding torch's global generator would leak into other requests.
         seeds = [params.seed if params.seed is not None else secrets.randbits(63) for _ in range(n)]
@@ -64,12 +66,10 @@ class SmoothGrad(Explainer):
         def make_rows(start: int, stop: int) -> tuple[Tensor, Tensor]:
             images = image_index(start, stop)
             # Rows arrive in order, so each image's generator yields its samples in the same sequence.
-            noise = torch.stack(
-                [
-                    torch.randn(x.shape[1:], generator=gens[r // k], device=x.device, dtype=x.dtype)
-                    for r in range(start, stop)
-                ]
-            )
+            noise = torch.zeros((stop - start, *x.shape[1:]), device=x.device, dtype=x.dtype)
+            for row, r in enumerate(range(start, stop)):
+                own = (lengths[r // k], *x.shape[2:])
+                noise[row, : own[0]] = torch.randn(own, generator=gens[r // k], device=x.device, dtype=x.dtype)
             noise = noise * sigma[images].view(per_row)
             return x[images] + (noise if where is None else noise * where[images]), resolved[images]
 

@@ -24,6 +24,10 @@ class TextSpace:
     def values(self, x: Tensor) -> Tensor:
         return x[..., :-2]
 
+    def lengths(self, x: Tensor) -> list[int]:
+        """Each text's own length: its tokens before the padding."""
+        return [int(n) for n in (x[..., -2] > 0).sum(dim=1)]
+
     def real(self, x: Tensor) -> Tensor:
         """(N, T) the user's tokens: attended to, and not special."""
         ids, mask = x[..., -1].round().long(), x[..., -2]

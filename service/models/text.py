@@ -95,6 +95,9 @@ def load(spec: ModelSpec) -> tuple[nn.Module, Any]:
         ) from exc
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError("the tokenizer is not a fast tokenizer (character offsets are needed)")
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions is not None and spec.max_length > positions:
+        raise ModelLoadError(f"max_length {spec.max_length} is over the model's {positions} positions")
     labels = getattr(model.config, "num_labels", None)
     if labels != spec.num_classes:
         raise ModelLoadError(f"the model has {labels} labels; num_classes is {spec.num_classes}")

@@ -15,6 +15,8 @@ FIELDS = {
     "layers",
     "weights",
     "preparation",
+    "kind",
+    "max_length",
 }
 
 
