@@ -45,9 +45,10 @@ def chunk_rows(loaded: LoadedModel, settings: Settings) -> int:
     return int(max(1, min(configured, by_budget)))
 
 
-def explain_rows(loaded: LoadedModel, methods: list[Method], images: int) -> int:
-    """Rows (model passes) a request needs: what admission and progress count."""
-    return images * sum(e.cost(p, loaded.input_shape).forward for e, p in methods)
+def explain_rows(loaded: LoadedModel, methods: list[Method], images: int, shape: tuple[int, ...] | None = None) -> int:
+    """Rows (model passes) a request needs: what admission and progress count. Before decoding a text's
+    length is not known: its bound (max_length) counts, and progress counts the tokens it has (`shape`)."""
+    return images * sum(e.cost(p, shape or loaded.input_shape).forward for e, p in methods)
 
 
 def predict_plan(x: Tensor) -> Plan:
@@ -163,7 +164,7 @@ class EngineRunner:
         progress: Progress | None = None,
     ) -> list[Explanation]:
         """One explanation per method, of the same rows; methods that can share passes do."""
-        total = explain_rows(loaded, methods, len(x))
+        total = explain_rows(loaded, methods, len(x), (x.shape[1],) if loaded.kind == "text" else None)
 
         module = pass_module(loaded, methods)
 
