@@ -146,7 +146,7 @@ def save_weights(model: nn.Module, path: Path) -> None:
 
 
 def models_toml(models: tuple[DemoModel, ...] = DEMO_MODELS) -> str:
-    blocks = []
+    blocks: list[dict] = []
     for spec in models:
         fields = {
             "name": spec.name,
@@ -161,9 +161,22 @@ def models_toml(models: tuple[DemoModel, ...] = DEMO_MODELS) -> str:
             "target_layer": CAM_LAYER,
             "preload": True,
         }
-        # JSON spells these strings, numbers, arrays and booleans the way TOML does.
-        blocks.append("[[models]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in fields.items()))
-    return "# Written by `python -m service.demo.train`.\n\n" + "\n".join(blocks)
+        blocks.append(fields)
+    # The text demo models (python -m service.demo.text.train writes their directories).
+    for name in ("reviews", "reviews-shortcut"):
+        blocks.append(
+            {
+                "name": name,
+                "kind": "text",
+                "architecture": f"transformers:text/{name}",
+                "num_classes": 2,
+                "max_length": 64,
+                "preload": True,
+            }
+        )
+    # JSON spells these strings, numbers, arrays and booleans the way TOML does.
+    text = ["[[models]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in b.items()) for b in blocks]
+    return "# Written by `python -m service.demo.train`.\n\n" + "\n".join(text)
 
 
 def write_outputs(models: dict[str, nn.Module], out: Path) -> None:
