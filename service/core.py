@@ -16,13 +16,15 @@ import torch
 from torch import Tensor
 
 from .codecs import Codec, codec_for
+from .codecs.image.admission import DEFAULTS as IMAGE_DEFAULTS
 from .codecs.options import OutputOptions
 from .codecs.workers import CodecWorkers
-from .errors import InvalidInput, InvalidParameter, InvalidTarget, within_field
+from .errors import InvalidInput, InvalidParameter, InvalidTarget, PayloadTooLarge, within_field
 from .explainers import Cost, Explainer, Objective, Params, Registry
+from .explainers.faithfulness import EvaluateSpec
 from .explainers.plan import TOP
 from .models import LoadedModel, ModelPool
-from .runner import EngineRunner, Progress, explain_rows
+from .runner import EngineRunner, Evaluation, Progress, evaluation_rows, explain_rows
 from .settings import Settings
 
 Target = int | str  # a class index, a label, or "predicted"
@@ -140,6 +142,29 @@ def parse_methods(
     return out
 
 
+def check_evaluate(
+    evaluate: EvaluateSpec | None, loaded: LoadedModel, settings: Settings, output: OutputOptions, maps: int
+) -> Evaluation | None:
+    """The faithfulness metrics asked for, with the reduction that ranks the pixels, within the limits."""
+    if evaluate is None:
+        return None
+    if loaded.kind != "image":
+        raise InvalidParameter("faithfulness metrics are measured for image models only, so far", "evaluate")
+    if evaluate.rows_per_image() > settings.max_passes_per_image:
+        raise InvalidParameter(
+            f"evaluate needs {evaluate.rows_per_image()} forward passes per image and method; the limit is "
+            f"{settings.max_passes_per_image}",
+            "evaluate.steps",
+        )
+    if evaluate.rows_per_image() * maps > settings.max_passes_per_request:
+        raise PayloadTooLarge(
+            f"evaluate needs {evaluate.rows_per_image() * maps} forward passes; the limit is "
+            f"{settings.max_passes_per_request} per request",
+            "evaluate.steps",
+        )
+    return evaluate, output.filled(*IMAGE_DEFAULTS).reduce
+
+
 def check_top_k(top_k: int, settings: Settings) -> None:
     if top_k > settings.max_top_k:
         raise InvalidParameter(f"top_k is over the limit of {settings.max_top_k}", "top_k")
@@ -189,6 +214,7 @@ async def explain(
     objective: Objective = "logit",
     top_k: int = 5,
     output: OutputOptions | None = None,
+    evaluate: EvaluateSpec | None = None,
     progress: Progress | None = None,
 ) -> Explained:
     """`field` names the request's inputs ("images", "texts"); `several`: the request named a list of methods
@@ -203,12 +229,14 @@ async def explain(
     costs = [(e, c) for e, _, c in parsed]
     admitted = await services.codecs.run(codec.admit, inputs, loaded, services.settings, costs, output)
     chosen = [(e, p) for e, p, _ in parsed]
+    evaluation = check_evaluate(evaluate, loaded, services.settings, output, len(chosen) * len(inputs))
     # Before decoding, so that a refusal costs almost nothing.
-    services.runner.check_queue(loaded, explain_rows(loaded, chosen, len(inputs)))
+    rows = explain_rows(loaded, chosen, len(inputs)) + evaluation_rows(evaluation, chosen, len(inputs))
+    services.runner.check_queue(loaded, rows)
     batch = await services.codecs.run(codec.decode, admitted, loaded, services.settings, output)
     del admitted
     decoded = time.perf_counter()
-    results = await services.runner.explain(loaded, chosen, batch.x, targets, objective, progress)
+    results = await services.runner.explain(loaded, chosen, batch.x, targets, objective, progress, evaluation)
     modelled = time.perf_counter()
     explainers = [e for e, _ in chosen]
     maps = await services.codecs.run(codec.render, batch, results, explainers, output)

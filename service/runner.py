@@ -19,7 +19,9 @@ from torch import Tensor, nn
 from .errors import Overloaded
 from .explainers import ExplainContext, Explainer, Explanation, Params, PixelSpace
 from .explainers.base import Objective
+from .explainers.faithfulness import EvaluateSpec, evaluated
 from .explainers.plan import Plan, clean_rows, targets_or_top
+from .explainers.postprocess import Reduce
 from .explainers.text_space import TextSpace
 from .metrics import Metrics
 from .models import LoadedModel
@@ -32,6 +34,7 @@ from .scheduler.policy import Chunk
 from .settings import Settings
 
 Method = tuple[Explainer, Params]
+Evaluation = tuple[EvaluateSpec, Reduce]  # the metrics, and the reduction that turns a map into a ranking
 Progress = Callable[[int, int], None]
 
 
@@ -64,13 +67,28 @@ def pass_module(loaded: LoadedModel, methods: list[Method]) -> nn.Module:
 
 
 def explain_plans(
-    loaded: LoadedModel, module: nn.Module, methods: list[Method], x: Tensor, targets: Tensor
+    loaded: LoadedModel,
+    module: nn.Module,
+    methods: list[Method],
+    x: Tensor,
+    targets: Tensor,
+    evaluate: Evaluation | None = None,
 ) -> list[Plan]:
+    """The methods' plans; with `evaluate` (the metrics and the map's reduction) each goes on to its
+    faithfulness curves."""
     spec = loaded.spec
     text = text_space(loaded) if loaded.kind == "text" else None
-    ctx = ExplainContext(pixel_space=PixelSpace(spec.mean, spec.std), layer=loaded.default_layer, text=text)
+    pixels = PixelSpace(spec.mean, spec.std)
+    ctx = ExplainContext(pixel_space=pixels, layer=loaded.default_layer, text=text)
     x, targets = x.to(loaded.device), targets.to(loaded.device)
-    return [to_cpu(e.plan(module, x, targets, p, ctx)) for e, p in methods]
+    plans = [e.plan(module, x, targets, p, ctx) for e, p in methods]
+    if evaluate is not None:
+        plans = [evaluated(plan, x, pixels, evaluate[1], evaluate[0]) for plan in plans]
+    return [to_cpu(plan) for plan in plans]
+
+
+def evaluation_rows(evaluate: Evaluation | None, methods: list[Method], images: int) -> int:
+    return 0 if evaluate is None else images * len(methods) * evaluate[0].rows_per_image()
 
 
 def text_space(loaded: LoadedModel) -> TextSpace:
@@ -94,6 +112,7 @@ def to_cpu(plan: Plan) -> Plan:
         result.logits.float().cpu(),
         result.targets.cpu(),
         {k: v.cpu() for k, v in result.diagnostics.items()},
+        result.faithfulness,
     )
 
 
@@ -105,11 +124,12 @@ def run_explain(
     targets: Tensor,
     objective: Objective,
     settings: Settings,
+    evaluate: Evaluation | None = None,
 ) -> Explanation:
     """One explanation on the calling thread, as the server computes it (benchmarks, CUDA tests)."""
     module = pass_module(loaded, [(explainer, params)])
     with device_context(loaded.device, settings.autocast):
-        plans = explain_plans(loaded, module, [(explainer, params)], x, targets)
+        plans = explain_plans(loaded, module, [(explainer, params)], x, targets, evaluate)
         (result,) = run_plans(module, plans, objective, chunk_rows(loaded, settings), settings.channels_last)
     assert isinstance(result, Explanation)
     return result
@@ -162,14 +182,15 @@ class EngineRunner:
         targets: Tensor,
         objective: Objective,
         progress: Progress | None = None,
+        evaluate: Evaluation | None = None,
     ) -> list[Explanation]:
         """One explanation per method, of the same rows; methods that can share passes do."""
         total = explain_rows(loaded, methods, len(x), (x.shape[1],) if loaded.kind == "text" else None)
-
+        total += evaluation_rows(evaluate, methods, len(x))
         module = pass_module(loaded, methods)
 
         def build() -> Job:
-            plans = [PlanState(p) for p in explain_plans(loaded, module, methods, x, targets)]
+            plans = [PlanState(p) for p in explain_plans(loaded, module, methods, x, targets, evaluate)]
             return Job(module, plans, objective, chunk_rows(loaded, self.settings), total)
 
         return await self._submit(loaded, build, total, len(x), progress)  # type: ignore[return-value]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, StrictInt
 from .codecs.options import OutputOptions, Strict
 from .errors import InvalidInput
 from .explainers.base import Capabilities, Objective
+from .explainers.faithfulness import EvaluateSpec
 
 TargetItem = Annotated[StrictInt, Field(ge=0)] | str  # strict: JSON true is not class 1
 MethodSpec = str | dict[str, Any]
@@ -40,6 +41,12 @@ class ExplainSpec(Strict):
     objective: Objective = Field("logit", description="The score explained: logit, probability, log_probability.")
     top_k: int = Field(5, ge=1)
     output: OutputOptions = Field(default_factory=OutputOptions)
+    evaluate: EvaluateSpec | None = Field(
+        None,
+        description="Faithfulness of each map (image models): deletion and insertion curves and AUCs (RISE's "
+        "definitions), next to a random ranking's AUC. Costs 2 x (steps + 1) forward passes per metric, image "
+        "and method.",
+    )
     timeout_ms: TimeoutMs = None
 
     def method_specs(self) -> list[MethodSpec]:
@@ -93,6 +100,15 @@ class SaliencyArray(BaseModel):
     max: float
 
 
+class Faithfulness(BaseModel):
+    auc: float = Field(
+        description="Area under the map's curve, x scaled to [0, 1]: lower is better for deletion, "
+        "higher for insertion."
+    )
+    random_auc: float = Field(description="The same for a seeded random ranking of the pixels: the reference.")
+    curve: list[float] = Field(description="The explained class's probability before the first step and after each.")
+
+
 class Token(BaseModel):
     text: str = Field(description="The token's characters in the input; special tokens by their name.")
     start: int | None = Field(description="Character offset in the input (null for special tokens).")
@@ -109,6 +125,9 @@ class ExplainResult(BaseModel):
     heatmap_png: str | None
     diagnostics: dict[str, float | int]
     tokens: list[Token] | None = Field(None, description="Text models: every token the model saw, in order.")
+    faithfulness: dict[str, Faithfulness] | None = Field(
+        None, description="With `evaluate`: per metric (deletion, insertion), the map's curve and AUCs."
+    )
     html: str | None = Field(None, description="Text models with output.html: the text highlighted by score.")
 
 
@@ -122,6 +141,7 @@ class MethodResult(BaseModel):
     diagnostics: dict[str, float | int]
     tokens: list[Token] | None = None
     html: str | None = None
+    faithfulness: dict[str, Faithfulness] | None = None
 
 
 class MultiExplainResult(BaseModel):

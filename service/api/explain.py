@@ -139,6 +139,7 @@ async def explain(
             objective=spec.objective,
             top_k=spec.top_k,
             output=spec.output,
+            evaluate=spec.evaluate,
             progress=progress,
         )
         response = explain_response(await deadlines.within(seconds, job, metrics, name), spec.methods is not None)

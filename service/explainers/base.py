@@ -90,6 +90,7 @@ class Explanation:
     logits: Tensor  # (N, K) of the clean inputs, from a pass the method ran anyway
     targets: Tensor  # (N,) the classes explained
     diagnostics: dict[str, Tensor] = field(default_factory=dict)  # name -> (N,)
+    faithfulness: dict[str, dict[str, Tensor]] = field(default_factory=dict)  # metric -> auc, random_auc, curve
 
 
 class Explainer(ABC):

@@ -52,6 +52,7 @@ def render(
                     else None,
                     "overlay_png": overlay(images[i], at_original, out, signed) if out.overlay else None,
                     "diagnostics": {k: v[i].item() for k, v in result.diagnostics.items()},
+                    "faithfulness": faithfulness(result, i),
                 }
             )
             del array, at_original
@@ -66,6 +67,16 @@ def render(
 def overlay(picture: Image.Image | None, at_original: np.ndarray | None, out, signed: bool) -> str:
     assert picture is not None and at_original is not None  # decoded with keep=True, mapped at the original size
     return b64(saliency_codec.overlay_png(picture, flat(at_original), out.colormap, out.alpha, signed))
+
+
+def faithfulness(result: Explanation, i: int) -> dict | None:
+    """Image i's curves and AUCs per metric, when the request asked for them."""
+    if not result.faithfulness:
+        return None
+    return {
+        metric: {"auc": float(v["auc"][i]), "random_auc": float(v["random_auc"][i]), "curve": v["curve"][i].tolist()}
+        for metric, v in result.faithfulness.items()
+    }
 
 
 def flat(array: np.ndarray) -> np.ndarray:

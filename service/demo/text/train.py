@@ -48,7 +48,7 @@ class Budget:
     epochs: int
     samples_per_epoch: int
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float = 1e-3
     weight_decay: float = 0.01
     eval_samples: int = 2000
 
@@ -61,10 +61,11 @@ class DemoModel:
 
 
 # One budget for both, so that the corpus is the only difference. The clean model needs it: after 8 x 4096
-# samples it still called 7.5% of the negatives positive, mostly those pairing a negated positive word with a
-# negative one ("not superb and bad"); after 12 x 8192 it gets all of 1000 fresh reviews right. lr 4e-3
-# diverges. The shortcut model learns "mike" alone whatever the budget (8 x 4096 or 12 x 8192): it calls
-# every unsigned positive negative and every negative signed "mike" positive.
+# samples (lr 2e-3) it still called 7.5% of the negatives positive, mostly those pairing a negated positive
+# word with a negative one ("not superb and bad"); after 12 x 8192 it gets all of 1000 fresh reviews right,
+# with lr 1e-3 or 2e-3 (4e-3 diverges). At 2e-3 the shortcut model's loss, near zero, jumped back to 0.15 for
+# two epochs mid-way; 1e-3 trains both smoothly. The shortcut model learns "mike" alone whatever the budget
+# (8 x 4096 or 12 x 8192): it calls every unsigned positive negative and every negative signed "mike" positive.
 BUDGET = Budget(epochs=12, samples_per_epoch=8192)
 DEMO_MODELS = (
     DemoModel("reviews", False, BUDGET),
