@@ -10,8 +10,8 @@ import pytest
 
 from service.demo.text.evaluate import METHODS, evaluate
 
-# Measured at n=200: top token on a planted sentiment word 55-92 % (a random token 9 %); the shortcut model's
-# top token is "mike" on 95-100 % of signed reviews, the clean model's on none.
+# Measured at n=200: top token on a planted sentiment word 52-86 % (a random token 9 %); the shortcut model's
+# top token is "mike" on 100 % of signed reviews, the clean model's on none.
 POINTING_FLOOR = 0.35
 SHORTCUT_FLOOR = 0.7
 

@@ -64,7 +64,7 @@ class DemoModel:
 # samples (lr 2e-3) it still called 7.5% of the negatives positive, mostly those pairing a negated positive
 # word with a negative one ("not superb and bad"); after 12 x 8192 it gets all of 1000 fresh reviews right,
 # with lr 1e-3 or 2e-3 (4e-3 diverges). At 2e-3 the shortcut model's loss, near zero, jumped back to 0.15 for
-# two epochs mid-way; 1e-3 trains both smoothly. The shortcut model learns "mike" alone whatever the budget
+# two epochs mid-way; at 1e-3 only to 0.01, for one. The shortcut model learns "mike" alone whatever the budget
 # (8 x 4096 or 12 x 8192): it calls every unsigned positive negative and every negative signed "mike" positive.
 BUDGET = Budget(epochs=12, samples_per_epoch=8192)
 DEMO_MODELS = (
@@ -158,7 +158,7 @@ def predict(
 
 def accuracy(model: nn.Module, tokenizer: PreTrainedTokenizerBase, reviews: Sequence[corpus.Review]) -> float:
     predicted = predict(model, tokenizer, [r.text for r in reviews])
-    return float((predicted == torch.tensor([r.label for r in reviews])).float().mean())
+    return int((predicted == torch.tensor([r.label for r in reviews])).sum()) / len(reviews)
 
 
 def evaluate(
