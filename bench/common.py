@@ -27,7 +27,11 @@ from torch import Tensor, nn
 
 from service.main import create_app
 from service.models import LoadedModel, ModelPool, load_config
-from service.models.transforms import to_input
+
+try:
+    from service.codecs.image.transforms import to_input
+except ImportError:  # older checkouts, whose servers bench/serve.py also runs with this file
+    from service.models.transforms import to_input  # type: ignore[no-redef]
 from service.settings import Settings
 
 MODEL = "bench"  # the model's name in every config the benchmarks write
@@ -41,9 +45,11 @@ class Plan:
     device: str = "cpu"
     size: int = 224
     overhead_repeats: int = 21
-    light_repeats: int = 7  # gradient, Grad-CAM
-    heavy_repeats: int = 3  # SmoothGrad, IG
-    occlusion_repeats: int = 2
+    # Against Captum (bench/captum_compare.py): resnet18 at its own size, end to end and engine only.
+    captum_size: int = 112
+    light_repeats: int = 11  # gradient, Grad-CAM
+    heavy_repeats: int = 5  # SmoothGrad, IG
+    occlusion_repeats: int = 5
     clients: int = 16
     warm_cycles: int = 1  # batching: rounds of `clients` requests before timing starts
     timed_cycles: int = 3  # each of two runs per setting
@@ -64,6 +70,9 @@ class Plan:
     mixed_rate: float = 1.5  # arrivals per second (Poisson)
     mixed_seed: int = 0
     multi_repeats: int = 9
+    # What torch.compile buys (bench/compiling.py): resnet18, one server compiled and one eager.
+    compile_size: int = 224
+    compile_repeats: int = 15
 
     @classmethod
     def quick(cls, device: str = "cpu", size: int = 64) -> Plan:
@@ -71,6 +80,7 @@ class Plan:
             device=device,
             size=size,
             overhead_repeats=3,
+            captum_size=size,
             light_repeats=2,
             heavy_repeats=1,
             occlusion_repeats=1,
@@ -89,6 +99,8 @@ class Plan:
             mixed_seconds=3.0,
             mixed_rate=5.0,
             multi_repeats=2,
+            compile_size=size,
+            compile_repeats=2,
         )
 
 
@@ -177,12 +189,25 @@ def write_config(folder: Path, arch: str, size: int) -> Path:
     return path
 
 
-def load_model(config: Path, device: str) -> tuple[LoadedModel, Settings]:
-    """The model as the server loads it (the pool's estimate of a row's memory included), default settings."""
-    settings = Settings(config=config, device=device)
+def load_model(config: Path, device: str, **overrides: object) -> tuple[LoadedModel, Settings]:
+    """The model as the server loads it: prepared (BatchNorm folded, ...) per the settings, with the pool's
+    measure of a row's memory. Settings not given here come from SALIENCY_* variables, as for a server."""
+    import service.main  # here, not above: bench/serve.py imports this file with older trees' `service`
+
+    settings = Settings(config=config, device=device, **overrides)
     torch.manual_seed(0)
-    loaded = ModelPool(load_config(config), device=device).get(MODEL)
+    options = getattr(service.main, "prepare_options", None)  # older trees do not prepare models
+    kwargs = {"prepare": options(settings)} if options is not None else {}
+    loaded = ModelPool(load_config(config), device=device, **kwargs).get(MODEL)
     return loaded, settings
+
+
+def user_model(loaded: LoadedModel) -> nn.Module:
+    """The user's own model, the baseline of every raw figure: the unprepared eval model the pool loaded
+    (`loaded.prepared.original`), not the folded or compiled one the service's passes run on (`loaded.module`).
+    Older checkouts, which serve the model as loaded, have no `prepared`."""
+    prepared = getattr(loaded, "prepared", None)
+    return prepared.original if prepared is not None else loaded.module
 
 
 def sample_image(size: int) -> Image.Image:
@@ -196,6 +221,13 @@ def sample_image(size: int) -> Image.Image:
 def jpeg_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """Lossless: the server decodes exactly these pixels."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
     return buf.getvalue()
 
 

@@ -24,13 +24,18 @@ BENCHMARKS = {
     "captum": "bench.captum_compare",
     "memory": "bench.memory",
     "scheduling": "bench.scheduling",
+    "compile": "bench.compiling",  # last: the compiler's state stays in the process
 }
+QUICK_SKIPS = {"compile"}  # compiling takes a minute or more whatever the size: --quick runs it only when named
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (resnet18 at 64x64), one or two repeats")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}")
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated subset of {list(BENCHMARKS)} (default: all; with --quick all but {sorted(QUICK_SKIPS)})",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--size", type=int, help="input side in pixels (default 224, quick 64)")
     parser.add_argument(
@@ -40,6 +45,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "benchmarks measure its server too, in this run",
     )
     args = parser.parse_args(argv)
+    if args.only is None:
+        args.only = ",".join(name for name in BENCHMARKS if not (args.quick and name in QUICK_SKIPS))
     unknown = set(args.only.split(",")) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmarks {sorted(unknown)}; choose from {list(BENCHMARKS)}")

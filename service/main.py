@@ -19,6 +19,7 @@ from .explainers import default_registry
 from .keys import ApiKeys
 from .metrics import Metrics
 from .models import ModelPool, load_config
+from .models.pool import resolve_device
 from .models.failures import Backoff
 from .models.prepare import PrepareOptions
 from .runner import DEFAULT_CHUNK, EngineRunner
@@ -51,7 +52,8 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
 
 
 def prepare_options(settings: Settings) -> PrepareOptions:
-    chunk = settings.chunk_size or max(DEFAULT_CHUNK.values())
+    # Compiled passes are warmed up for one row and a full chunk of the device the models will run on.
+    chunk = settings.chunk_size or DEFAULT_CHUNK.get(resolve_device(settings.device).type, 32)
     return PrepareOptions(
         fold_batchnorm=settings.fold_batchnorm,
         channels_last=settings.channels_last,

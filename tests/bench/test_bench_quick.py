@@ -12,6 +12,7 @@ pytest.importorskip("captum")
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = (
     "overhead: explain e2e / fwd+bwd",
+    "overhead, fold_batchnorm=False",
     "batching: 16 clients / raw batch 16",
     "raw batch / raw single",
     "vs Captum: gradient",
@@ -19,6 +20,11 @@ ROWS = (
     "vs Captum: smoothgrad",
     "vs Captum: integrated_gradients",
     "vs Captum: occlusion",
+    "vs Captum, engine only: gradient",
+    "vs Captum, engine only: gradcam",
+    "vs Captum, engine only: smoothgrad",
+    "vs Captum, engine only: integrated_gradients",
+    "vs Captum, engine only: occlusion",
     "memory: integrated_gradients / budget",
     "memory: smoothgrad / budget",
     "head-of-line: gradient during IG / IG alone",
