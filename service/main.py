@@ -19,8 +19,8 @@ from .explainers import default_registry
 from .keys import ApiKeys
 from .metrics import Metrics
 from .models import ModelPool, load_config
-from .models.pool import resolve_device
 from .models.failures import Backoff
+from .models.pool import resolve_device
 from .models.prepare import PrepareOptions
 from .runner import DEFAULT_CHUNK, EngineRunner
 from .settings import Settings
