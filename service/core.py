@@ -114,6 +114,10 @@ def check_method(explainer: Explainer, params: Params, loaded: LoadedModel, sett
             f"{', '.join(explainer.capabilities.modalities)} (see GET /v1/methods)",
             "method.name",
         )
+    if explainer.capabilities.guided_relu and loaded.relu_issue is not None:
+        raise InvalidParameter(
+            f"{explainer.name} cannot explain model {loaded.spec.name!r}: {loaded.relu_issue}", "method.name"
+        )
     layer = getattr(params, "layer", None)
     if explainer.capabilities.uses_layer and layer is not None and layer not in dict(loaded.layers):
         raise InvalidParameter(

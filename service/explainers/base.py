@@ -45,6 +45,7 @@ class Capabilities:
     multiplies_by_inputs: bool
     output: Literal["pixel", "cam"]
     modalities: tuple[Modality, ...] = ("image",)
+    guided_relu: bool = False  # backpropagates through nn.ReLU modules in its own way (guided backprop)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class Rows:
     input_grad: bool = False
     layers: tuple[str, ...] = ()
     clean: bool = False
+    guided: bool = False  # backward through ReLUs passes positive gradients only (guided backprop)
 
     @property
     def needs_backward(self) -> bool:
@@ -71,7 +72,13 @@ Plan = Generator[Rows, None, object]
 
 
 def pass_over(
-    x: Tensor, targets: Tensor, *, clean: bool = False, input_grad: bool = False, layers: tuple[str, ...] = ()
+    x: Tensor,
+    targets: Tensor,
+    *,
+    clean: bool = False,
+    input_grad: bool = False,
+    layers: tuple[str, ...] = (),
+    guided: bool = False,
 ) -> Generator[Rows, None, PassOutput]:
     """Yields one pass over the rows of x and returns its output, whole (use with `yield from`)."""
     parts: list[tuple[int, PassOutput]] = []
@@ -82,7 +89,7 @@ def pass_over(
     def consume(start: int, _stop: int, out: PassOutput) -> None:
         parts.append((start, out))
 
-    yield Rows(len(x), make, consume, input_grad=input_grad, layers=layers, clean=clean)
+    yield Rows(len(x), make, consume, input_grad=input_grad, layers=layers, clean=clean, guided=guided)
     return concat([out for _, out in sorted(parts, key=lambda p: p[0])])
 
 

@@ -12,6 +12,8 @@ from .base import Explainer, Params
 from .gradcam import GradCam
 from .gradcam_pp import GradCamPlusPlus
 from .gradient import Gradient
+from .guided_backprop import GuidedBackprop
+from .guided_gradcam import GuidedGradCam
 from .input_x_gradient import InputXGradient
 from .integrated_gradients import IntegratedGradients
 from .occlusion import Occlusion
@@ -27,6 +29,8 @@ DEFAULT_EXPLAINERS: tuple[type[Explainer], ...] = (
     GradCam,
     GradCamPlusPlus,
     Occlusion,
+    GuidedBackprop,
+    GuidedGradCam,
 )
 
 

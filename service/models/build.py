@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from . import loader
-from .layers import spatial_layers
+from .layers import relu_modules_only, spatial_layers
 from .prepare import Prepared, PrepareOptions, prepare
 from .spec import ModelSpec
 
@@ -22,6 +22,7 @@ class Built:
     layers: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)  # CAM layers (images)
     default_layer: str | None = None
     tokenizer: Any = None
+    relu_issue: str | None = "not an image model"  # why guided backprop cannot run on it; None: it can
 
 
 def image(spec: ModelSpec, device: torch.device, options: PrepareOptions) -> Built:
@@ -40,7 +41,8 @@ def image(spec: ModelSpec, device: torch.device, options: PrepareOptions) -> Bui
     names = [n for n, _ in layers]
     if spec.target_layer is not None and spec.target_layer not in names:
         raise loader.ModelLoadError(f"target_layer {spec.target_layer!r} has no spatial 4-D output")
-    return Built(prepared, labels, example, layers, spec.target_layer or (names[-1] if names else None))
+    default_layer = spec.target_layer or (names[-1] if names else None)
+    return Built(prepared, labels, example, layers, default_layer, relu_issue=relu_modules_only(module))
 
 
 def text(spec: ModelSpec, device: torch.device) -> Built:

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -43,3 +44,23 @@ def spatial_layers(model: nn.Module, example: Tensor) -> list[tuple[str, tuple[i
 
     observe_outputs(model, example, observe)
     return list(finished.items())
+
+
+RELU_FUNCTIONS = {F.relu, F.relu_, torch.relu, torch.relu_}
+
+
+def relu_modules_only(model: nn.Module) -> str | None:
+    """None when every ReLU of the model's forward is an nn.ReLU module (what guided backprop can reach), else
+    why not: ReLUs applied as functions, no ReLU at all, or a forward torch.fx cannot trace to tell."""
+    try:
+        graph = torch.fx.symbolic_trace(model).graph
+    except Exception as exc:  # data-dependent control flow, TorchScript, ...
+        return f"its forward cannot be traced to find its ReLUs ({type(exc).__name__})"
+    for node in graph.nodes:
+        if (node.op == "call_function" and node.target in RELU_FUNCTIONS) or (
+            node.op == "call_method" and node.target in ("relu", "relu_")
+        ):
+            return "it applies ReLU as a function (F.relu, torch.relu or .relu()), not as an nn.ReLU module"
+    if not any(isinstance(m, nn.ReLU) for m in model.modules()):
+        return "it has no nn.ReLU modules"
+    return None

@@ -41,6 +41,7 @@ class LoadedModel:
     row_bytes: int = 0  # measured memory of one more row in a forward+backward pass, for the chunk budget
     prepared: Prepared | None = None  # the folded / compiled variants and the unprepared model
     tokenizer: Any = None  # text models: their fast tokenizer
+    relu_issue: str | None = None  # why guided backprop cannot run on this model (None: it can)
 
     @property
     def kind(self) -> str:
@@ -206,6 +207,7 @@ class ModelPool:
             marginal_row_bytes(made.prepared.module, made.example),
             made.prepared,
             made.tokenizer,
+            made.relu_issue,
         )
         log.info("loaded model %s on %s in %.2f s", spec.name, self.device, loaded.load_seconds)
         return loaded

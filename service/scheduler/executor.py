@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..explainers.base import Objective, resolve, score
-from ..explainers.hooks import capture_outputs, find_module
+from ..explainers.hooks import capture_outputs, find_module, guided_relus
 from ..explainers.plan import PassOutput, Rows
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -40,8 +40,9 @@ def run_pass(
         x = x.contiguous(memory_format=torch.channels_last)
     input_grad = any(rows.input_grad for rows, _, _ in parts)
     layers = tuple(dict.fromkeys(layer for rows, _, _ in parts for layer in rows.layers))
+    guided = any(rows.guided for rows, _, _ in parts)  # the scheduler packs guided rows only together
     if input_grad or layers:
-        out = backward_pass(module, x, targets, objective, input_grad, layers)
+        out = backward_pass(module, x, targets, objective, input_grad, layers, guided)
     else:
         out = forward_pass(module, x, targets, objective)
     results, offset = [], 0
@@ -69,9 +70,17 @@ def forward_pass(module: nn.Module, x: Tensor, targets: Tensor, objective: Objec
 
 
 def backward_pass(
-    module: nn.Module, x: Tensor, targets: Tensor, objective: Objective, input_grad: bool, layers: tuple[str, ...]
+    module: nn.Module,
+    x: Tensor,
+    targets: Tensor,
+    objective: Objective,
+    input_grad: bool,
+    layers: tuple[str, ...],
+    guided: bool = False,
 ) -> PassOutput:
     with ExitStack() as stack, torch.enable_grad():
+        if guided:
+            stack.enter_context(guided_relus(module))
         captured = {name: stack.enter_context(capture_outputs(find_module(module, name))) for name in layers}
         # The input requires grad even for layer-only passes, so that the layers' outputs are in the graph
         # when the model's weights are frozen.

@@ -37,7 +37,7 @@ class Chunk:
 
 
 def pass_key(job: Job, slot: Slot) -> tuple:
-    return (id(job.module), job.objective, slot.rows.needs_backward)
+    return (id(job.module), job.objective, slot.rows.needs_backward, slot.rows.guided)
 
 
 class Scheduler:

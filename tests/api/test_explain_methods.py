@@ -102,8 +102,9 @@ def test_single_method_responses_keep_their_shape(explain_json, photos):
     body = explain_json(photos["chelsea.jpg"].b64, method="gradcam")
     assert set(body) == {"model", "method", "objective", "results", "timing_ms"}
     fields = {"predictions", "target", "saliency", "overlay_png", "heatmap_png", "diagnostics", "tokens", "html"}
-    assert set(body["results"][0]) == fields
+    assert set(body["results"][0]) == fields | {"faithfulness"}
     assert body["results"][0]["tokens"] is None and body["results"][0]["html"] is None  # text models' fields
+    assert body["results"][0]["faithfulness"] is None  # only with `evaluate`
     assert body["method"] == {"name": "gradcam", "layer": None}
 
 

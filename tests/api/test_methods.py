@@ -33,6 +33,7 @@ def test_each_method_describes_itself(methods, name):
         "multiplies_by_inputs",
         "output",
         "modalities",
+        "guided_relu",
     }
     assert info["capabilities"]["modalities"] == list(explainer.capabilities.modalities)
     assert "image" in info["capabilities"]["modalities"]
@@ -53,7 +54,9 @@ def test_capabilities_tell_the_methods_apart(methods):
         "multiplies_by_inputs": False,
         "output": "cam",
         "modalities": ["image"],
+        "guided_relu": False,
     }
+    assert methods["guided_backprop"]["capabilities"]["guided_relu"] is True
     assert methods["integrated_gradients"]["capabilities"]["convergence_delta"] is True
     assert methods["integrated_gradients"]["capabilities"]["multiplies_by_inputs"] is True
     assert methods["occlusion"]["capabilities"]["needs_gradients"] is False

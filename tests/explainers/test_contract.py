@@ -22,6 +22,8 @@ CASES: dict[str, dict] = {
     "gradcam": {},
     "gradcam_pp": {},
     "occlusion": {"window": 8, "stride": 8},
+    "guided_backprop": {},
+    "guided_gradcam": {},
 }
 METHODS = list(CASES)
 SEEDED = [name for name, params in CASES.items() if "samples" in params]
