@@ -42,6 +42,10 @@ class CamExplainer(Explainer):
     def channel_weights(self, activations: Tensor, grads: Tensor) -> Tensor:
         """(N, K, h, w), (N, K, h, w) -> (N, K)."""
 
+    def weighted(self, activations: Tensor, grads: Tensor) -> Tensor:
+        """(N, K, h, w): the activations weighted per channel (per position in LayerCAM)."""
+        return self.channel_weights(activations, grads)[:, :, None, None] * activations
+
     def cost(self, params, input_size) -> Cost:
         return Cost(forward=1, backward=1)
 
@@ -52,7 +56,6 @@ class CamExplainer(Explainer):
         activations = out.activations.get(layer)
         if activations is None or activations.dim() != 4:
             raise InvalidParameter(f"layer {layer!r} does not output (N, C, H, W) feature maps", field="method.layer")
-        weights = self.channel_weights(activations, out.layer_grads[layer])
-        cam = F.relu((weights[:, :, None, None] * activations).sum(dim=1, keepdim=True))
+        cam = F.relu(self.weighted(activations, out.layer_grads[layer]).sum(dim=1, keepdim=True))
         cams = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
         return Explanation(cams, out.logits, out.targets)

@@ -16,8 +16,10 @@ from .guided_backprop import GuidedBackprop
 from .guided_gradcam import GuidedGradCam
 from .input_x_gradient import InputXGradient
 from .integrated_gradients import IntegratedGradients
+from .layercam import LayerCam
 from .occlusion import Occlusion
 from .smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
+from .xgradcam import XGradCam
 
 DEFAULT_EXPLAINERS: tuple[type[Explainer], ...] = (
     Gradient,
@@ -31,6 +33,8 @@ DEFAULT_EXPLAINERS: tuple[type[Explainer], ...] = (
     Occlusion,
     GuidedBackprop,
     GuidedGradCam,
+    XGradCam,
+    LayerCam,
 )
 
 

@@ -100,7 +100,10 @@ def test_occlusion_matches_captum(registry, resnet18, oracle_model, x):
 
 
 @pytest.mark.parametrize("layer", ["layer4", "layer3"])  # 2x2 and 4x4 maps
-@pytest.mark.parametrize(("method", "reference"), [("gradcam", "GradCAM"), ("gradcam_pp", "GradCAMPlusPlus")])
+@pytest.mark.parametrize(
+    ("method", "reference"),
+    [("gradcam", "GradCAM"), ("gradcam_pp", "GradCAMPlusPlus"), ("xgradcam", "XGradCAM"), ("layercam", "LayerCAM")],
+)
 def test_cam_matches_pytorch_grad_cam(registry, resnet18, oracle_model, x, method, reference, layer):
     """pytorch-grad-cam min-max scales each map (and resizes with cv2), so compare the scaled maps."""
     module = dict(oracle_model.named_modules())[layer]
@@ -111,3 +114,4 @@ def test_cam_matches_pytorch_grad_cam(registry, resnet18, oracle_model, x, metho
         cam.activations_and_grads.release()
     ours_scaled = normalize(ours(registry, method, resnet18, x, layer=layer).attributions, "minmax")
     torch.testing.assert_close(ours_scaled, torch.from_numpy(expected), rtol=0, atol=1e-4)
+    assert expected.max() > 0, "all-zero maps (every CAM negative before its ReLU) would not test much"
