@@ -18,6 +18,7 @@ from .input_x_gradient import InputXGradient
 from .integrated_gradients import IntegratedGradients
 from .layercam import LayerCam
 from .occlusion import Occlusion
+from .rise import Rise
 from .smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
 from .xgradcam import XGradCam
 
@@ -35,6 +36,7 @@ DEFAULT_EXPLAINERS: tuple[type[Explainer], ...] = (
     GuidedGradCam,
     XGradCam,
     LayerCam,
+    Rise,
 )
 
 

@@ -26,6 +26,7 @@ CASES: dict[str, dict] = {
     "guided_gradcam": {},
     "xgradcam": {},
     "layercam": {},
+    "rise": {"masks": 6, "cell": 4, "seed": 1},
 }
 METHODS = list(CASES)
 SEEDED = [name for name, params in CASES.items() if "samples" in params]

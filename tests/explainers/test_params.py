@@ -3,6 +3,8 @@ not integers, and "0.5" and true are not numbers, while an integer is a number (
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from service.errors import InvalidParameter
@@ -40,8 +42,9 @@ def test_integer_parameters_refuse_other_json_types(registry, method, name, vali
 
 @pytest.mark.parametrize(("method", "name", "valid"), NUMBERS)
 def test_number_parameters_take_integers_but_not_strings_or_booleans(registry, method, name, valid):
-    params = registry.parse({"name": method, name: int(valid)})[1]
-    assert getattr(params, name) == int(valid) and isinstance(getattr(params, name), float)
+    whole = math.ceil(valid)  # an integer the parameter accepts (RISE's p is in (0, 1]: 0.5 -> 1)
+    params = registry.parse({"name": method, name: whole})[1]
+    assert getattr(params, name) == whole and isinstance(getattr(params, name), float)
     for value in (str(valid), True):
         with pytest.raises(InvalidParameter) as raised:
             registry.parse({"name": method, name: value})
