@@ -23,6 +23,7 @@ TINY = {
     "vargrad": {"samples": 4, "seed": 1},
     "integrated_gradients": {"steps": 4},
     "occlusion": {"window": 16, "stride": 16},
+    "rise": {"masks": 8, "cell": 16, "seed": 1},
 }
 
 
