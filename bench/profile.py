@@ -58,7 +58,7 @@ def stages(size: int, repeats: int, folder: Path) -> tuple[list[tuple[str, float
     from service.core import Explained, rank, ranked
     from service.explainers import default_registry
     from service.explainers.postprocess import normalize, reduce_channels
-    from service.runner import run_explain
+    from service.runner import method_cost, run_explain
     from service.schemas import ExplainRequest
 
     config = write_config(folder, "resnet18", size)
@@ -69,7 +69,7 @@ def stages(size: int, repeats: int, folder: Path) -> tuple[list[tuple[str, float
     output = request.output
     explainer, params = default_registry().parse(request.method_specs()[0])
     codec = codec_for(loaded.kind)
-    costs = [(explainer, explainer.cost(params, loaded.input_shape))]
+    costs = [(explainer, method_cost(loaded, explainer, params))]
     batch = codec.decode(codec.admit(inputs, loaded, settings, costs, output), loaded, settings, output)
     picture, geometry = batch.items[0]
     targets = torch.full((1,), -1, dtype=torch.long)

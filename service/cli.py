@@ -12,21 +12,31 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 from pydantic import ValidationError
 
-from . import logs
-from .explain_command import explain
+from . import __version__, logs
+from .client import ServiceError as ClientError
+from .explain_command import explain, methods_and_colormaps
 from .keys import ApiKeys, KeysError, check_name, hash_key, new_key
 from .settings import Settings
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger("service")
 
-Progress = Callable[[int, int], None]
+
+class Parser(argparse.ArgumentParser):
+    """A parser whose help may end with text made only when help is asked for (the method list imports torch,
+    which takes seconds)."""
+
+    def __init__(self, *args: Any, help_epilog: Callable[[], str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help_epilog = help_epilog
+
+    def format_help(self) -> str:
+        if self.help_epilog is not None:
+            self.epilog = self.help_epilog()
+        return super().format_help()
 
 
 def is_loopback(host: str) -> bool:
@@ -108,7 +118,8 @@ def one_line(exc: ValidationError) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="saliency-service", description=__doc__)
+    parser = Parser(prog="saliency-service", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the HTTP server (default: the demo models)")
     p.add_argument("--config", help="models TOML (default: $SALIENCY_CONFIG or the bundled demo models)")
@@ -117,21 +128,36 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-level", default="info")
     p.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds in-flight requests get on exit")
     p.set_defaults(func=serve)
-    e = sub.add_parser("explain", help="explain one image (here, or with --url by a server); writes the overlay PNG")
-    e.add_argument("image")
+    e = sub.add_parser(
+        "explain",
+        help="explain images (here, or with --url by a server); writes overlay PNGs; its --help lists the methods",
+        description="Explain images, here or (with --url) by a running server: write each overlay PNG and print\n"
+        "a JSON summary. Mistakes and the server's errors end it with one `error: ...` line.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help_epilog=methods_and_colormaps,
+    )
+    e.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders of them")
     e.add_argument("--model", default="shapes")
     e.add_argument("--method", default="gradcam", help='a name, or a JSON object such as {"name": "occlusion"}')
-    e.add_argument("--target", default="predicted")
+    e.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a method parameter, such as --param steps=32 (repeatable; values are read as JSON when they are JSON)",
+    )
+    e.add_argument("--target", default="predicted", help='"predicted", a class index or a label')
     e.add_argument("--colormap", default="jet")
-    e.add_argument("--config")
-    e.add_argument("-o", "--output", default="overlay.png")
+    e.add_argument("--config", help="models TOML, here (not with --url)")
+    e.add_argument(
+        "-o", "--output", help="the overlay PNG (default overlay.png); with several images a folder (overlays)"
+    )
     e.add_argument("--url", help="a running server (e.g. http://127.0.0.1:8000) instead of explaining locally")
     e.add_argument("--api-key", help="with --url: the API key (default: $SALIENCY_API_KEY)")
     e.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="a progress bar on stderr (default: when stderr is a terminal)",
+        help="a progress bar on stderr, in passes (one image) or images (default: when stderr is a terminal)",
     )
     e.set_defaults(func=explain)
     k = sub.add_parser("create-key", help="make an API key; prints it once, and the line for the keys file")
@@ -144,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except KeysError as exc:
         sys.exit(f"error: {exc}")
+    except ClientError as exc:
+        sys.exit(f"error: {exc.code}: {exc.message}")
     except Exception as exc:
         from .errors import ServiceError
 

@@ -24,7 +24,7 @@ from .explainers import Cost, Explainer, Objective, Params, Registry
 from .explainers.faithfulness import EvaluateSpec
 from .explainers.plan import TOP
 from .models import LoadedModel, ModelPool
-from .runner import EngineRunner, Evaluation, Progress, evaluation_rows, explain_rows
+from .runner import EngineRunner, Evaluation, Progress, evaluation_rows, explain_rows, method_cost
 from .settings import Settings
 
 Target = int | str  # a class index, a label, or "predicted"
@@ -60,6 +60,7 @@ class Explained:
     targets: list[Ranked]  # per input, the class explained
     maps: list[list[dict[str, Any]]]  # per input, per method: the codec's map fields
     timing_ms: dict[str, float]
+    logits: Tensor | None = None  # (N, K): every class, for protocols that return whole tensors (v2)
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Predicted:
     model: str
     predictions: list[list[Ranked]]
     timing_ms: dict[str, float]
+    logits: Tensor | None = None  # (N, K)
 
 
 def ranked(logits: Tensor, top_k: int, labels: list[str] | None) -> list[list[Ranked]]:
@@ -124,7 +126,7 @@ def check_method(explainer: Explainer, params: Params, loaded: LoadedModel, sett
             f"layer {layer!r} is not one of the model's CAM layers (see GET /v1/models/{loaded.spec.name})",
             "method.layer",
         )
-    cost = explainer.cost(params, loaded.input_shape)
+    cost = method_cost(loaded, explainer, params)
     if max(cost.forward, cost.backward) > settings.max_passes_per_image:
         raise InvalidParameter(
             f"{explainer.name} with these parameters needs {cost.forward} forward passes per input; the limit is "
@@ -184,7 +186,7 @@ def echo(explainer: Explainer, params: Params, loaded: LoadedModel | None = None
 
 def codec_of(loaded: LoadedModel, field: str) -> Codec:
     """The model's codec; the request must carry the inputs that codec reads."""
-    codec = codec_for(loaded.spec.kind)
+    codec = codec_for(loaded.spec.kind, field)
     if field != codec.field:
         raise InvalidInput(
             f"model {loaded.spec.name!r} is {loaded.spec.kind} model: send `{codec.field}`, not `{field}`", field
@@ -203,7 +205,7 @@ async def predict(services: Services, model: str, field: str, inputs: Sequence[A
     decoded = time.perf_counter()
     logits = await services.runner.predict(loaded, batch.x)
     done = time.perf_counter()
-    return Predicted(model, ranked(logits, top_k, loaded.labels), timings(started, decoded, done))
+    return Predicted(model, ranked(logits, top_k, loaded.labels), timings(started, decoded, done), logits)
 
 
 async def explain(
@@ -222,7 +224,7 @@ async def explain(
     progress: Progress | None = None,
 ) -> Explained:
     """`field` names the request's inputs ("images", "texts"); `several`: the request named a list of methods
-    (errors then say `methods.i`; CAM echoes show the layer)."""
+    (errors then say `methods.i`)."""
     started = time.perf_counter()
     output = output or OutputOptions()
     check_top_k(top_k, services.settings)
@@ -249,12 +251,13 @@ async def explain(
     explained = [rank(first.logits[i], probs[i], int(first.targets[i]), loaded.labels) for i in range(len(maps))]
     return Explained(
         model,
-        [echo(e, p, loaded if several else None) for e, p in chosen],
+        [echo(e, p, loaded) for e, p in chosen],
         objective,
         ranked(first.logits, top_k, loaded.labels),
         explained,
         maps,
         timings(started, decoded, modelled),
+        first.logits,
     )
 
 

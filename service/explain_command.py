@@ -1,189 +1,186 @@
-"""`saliency-service explain IMAGE`: one explanation here, or through a running server following its progress
-events, with a progress bar; the overlay PNG is written and a summary printed."""
+"""`saliency-service explain IMAGE...`: explanations here, or through a running server with the Python client
+(service.client), with a progress bar; an overlay PNG per image and a JSON summary on stdout."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
 import json
-import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 
-from pydantic import ValidationError
+from .client import Explained
+from .client import ServiceError as ClientError
+from .errors import ServiceError
+from .explain_backends import open_backend
 
-from .settings import Settings
-
-if TYPE_CHECKING:
-    from .schemas import ExplainResponse, ExplainSpec
-
-Progress = Callable[[int, int], None]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+DIGITS_IN_A_CLASS_INDEX = 18  # longer is a label (and int() of thousands of digits is refused anyway)
 
 
 def explain(args: argparse.Namespace) -> None:
-    """One image's explanation, here or (with --url) by a running server: the overlay PNG and a JSON summary."""
-    spec = explain_spec(args)
-    image = read_image(args.image)
-    bar = ProgressBar(show=args.progress if args.progress is not None else sys.stderr.isatty())
-    try:
-        response = (explain_remote if args.url else explain_local)(args, image, spec, bar.report)
-        bar.finish()
-    finally:
-        bar.close()
-    result = response.results[0]
-    try:
-        Path(args.output).write_bytes(base64.b64decode(result.overlay_png or ""))
-    except OSError as exc:
-        sys.exit(f"error: cannot write {args.output}: {exc.strerror or exc}")
-    summary = {
-        "model": response.model,
-        "method": response.method,
-        "target": result.target.model_dump(),
-        "predictions": [p.model_dump() for p in result.predictions],
-        "overlay": args.output,
-        "diagnostics": result.diagnostics,
-    }
-    print(json.dumps(summary, indent=2))
+    """Each image's explanation, here or (with --url) by a running server: overlay PNGs and a JSON summary."""
+    if args.url and args.config:
+        sys.exit("error: --config is for explaining here: a server explains with its own models")
+    images = image_paths(args.images)
+    batch = len(images) > 1 or any(Path(p).is_dir() for p in args.images)
+    outputs = overlay_paths(images, args.output, batch)
+    request = explain_request(args)
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    summaries = []
+    with open_backend(args, request) as run, ProgressBar(show and batch, "images", "image") as files:
+        if batch:
+            files.report(0, len(images))
+        for image, output in zip(images, outputs, strict=True):
+            with ProgressBar(show and not batch, "explaining", "pass") as passes:
+                try:
+                    answer = run(image, passes.report)
+                except (ClientError, ServiceError) as exc:
+                    sys.exit(f"error: {image + ': ' if batch else ''}{one_line(exc)}")
+                passes.finish()
+            summaries.append(write_overlay(image, output, answer))
+            if batch:
+                files.report(len(summaries), len(images))
+    print(json.dumps(summaries if batch else summaries[0], indent=2))
 
 
 class ProgressBar:
-    """A tqdm bar (in passes) on stderr, opened at the first report: after the model has loaded, and logged."""
+    """A tqdm bar on stderr, opened at the first report: after the model has loaded, and logged."""
 
-    def __init__(self, show: bool) -> None:
-        self.show = show
+    def __init__(self, show: bool, desc: str, unit: str) -> None:
+        self.show, self.desc, self.unit = show, desc, unit
         self.bar: Any = None
 
     def report(self, done: int, total: int) -> None:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="pass", desc="explaining", file=sys.stderr, disable=not self.show)
+            self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, file=sys.stderr, disable=not self.show)
         self.bar.total = total
         self.bar.update(done - self.bar.n)
 
     def finish(self) -> None:
-        # The server sends progress at most every 100 ms, so its last report may come before the end.
         if self.bar is not None:
             self.report(self.bar.total, self.bar.total)
 
-    def close(self) -> None:
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def explain_spec(args: argparse.Namespace) -> ExplainSpec:
-    from .schemas import ExplainSpec, OutputOptions
+def methods_and_colormaps() -> str:
+    """The registry's methods with their parameters, and the colormaps the service draws with."""
+    from .codecs.options import COLORMAPS
+    from .explainers import default_registry
 
-    try:
-        method = json.loads(args.method) if args.method.lstrip().startswith("{") else args.method
-    except json.JSONDecodeError as exc:
-        sys.exit(f"error: --method: not valid JSON: {exc}")
-    try:
-        # The target as the HTTP form reads it: "1" is class 1, "circle" a label, "predicted" the top class.
-        fields = ExplainSpec.model_validate_strings({"target": args.target}).model_dump(include={"target"})
-        return ExplainSpec(method=method, output=OutputOptions(overlay=True, colormap=args.colormap), **fields)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        sys.exit(f"error: {'.'.join(str(part) for part in error['loc']) or 'spec'}: {error['msg']}")
+    lines = ["methods (--method NAME) and their parameters (--param KEY=VALUE):"]
+    for explainer in default_registry():
+        params = ", ".join(explainer.params_model.model_fields) or "-"
+        texts = "" if "text" in explainer.capabilities.modalities else "  (images only)"
+        lines.append(f"  {explainer.name:<22}{params}{texts}")
+    lines.append(f"colormaps (--colormap): {', '.join(COLORMAPS)}")
+    return "\n".join(lines)
 
 
-def read_image(path: str) -> bytes:
+def one_line(exc: ClientError | ServiceError) -> str:
+    # The server's errors keep their code (what a script can match on); local ones read as they always have.
+    return f"{exc.code}: {exc.message}" if isinstance(exc, ClientError) else exc.message
+
+
+def image_paths(arguments: list[str]) -> list[str]:
+    """The files named, and the images in the folders named (sorted; not their subfolders)."""
+    paths = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                sys.exit(f"error: {argument}: no images in the folder (looked for {', '.join(IMAGE_SUFFIXES)})")
+            paths += found
+        elif path.is_file():
+            paths.append(argument)
+        else:
+            sys.exit(f"error: cannot read {argument}: {'not a file' if path.exists() else 'No such file or directory'}")
+    return paths
+
+
+def overlay_paths(images: list[str], output: str | None, batch: bool) -> list[Path]:
+    """One image: the -o file (overlay.png). Several: one PNG per image, named after it, in the -o folder."""
+    if not batch:
+        return [Path(output or "overlay.png")]
+    folder = Path(output or "overlays")
     try:
-        return Path(path).read_bytes()
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        sys.exit(f"error: cannot read {path}: {exc.strerror or exc}")
+        sys.exit(f"error: cannot make the folder {folder}: {exc.strerror or exc}")
+    names: list[Path] = []
+    for image in images:
+        stem, n = Path(image).stem, 1
+        while (name := folder / (f"{stem}.png" if n == 1 else f"{stem}-{n}.png")) in names:
+            n += 1  # two inputs of one name (a.png, other/a.png): neither overwrites the other
+        names.append(name)
+    return names
 
 
-def explain_local(args: argparse.Namespace, image: bytes, spec: ExplainSpec, progress: Progress) -> ExplainResponse:
-    from . import core
-    from .api.responses import explain_response
-    from .main import build_services
-    from .schemas import ExplainResponse
+def explain_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The request's method, target and output, as the JSON API (and the client) take them."""
+    return {
+        "method": method_spec(args.method, args.param or []),
+        "target": target(args.target),
+        "output": {"overlay": True, "colormap": args.colormap},
+    }
 
-    services = build_services(Settings(**({"config": args.config} if args.config else {})))
-    work = core.explain(
-        services,
-        args.model,
-        "images",
-        [image],
-        spec.method_specs(),
-        target=spec.target,
-        objective=spec.objective,
-        output=spec.output,
-        progress=progress,
-    )
+
+def method_spec(method: str, params: list[str]) -> dict[str, Any]:
+    """--method NAME (or a JSON object) with each --param KEY=VALUE; values are JSON where they parse."""
+    if method.lstrip().startswith("{"):
+        try:
+            spec = json.loads(method)
+        except json.JSONDecodeError as exc:
+            sys.exit(f"error: --method: not valid JSON: {exc}")
+    else:
+        spec = {"name": method}
+    for param in params:
+        key, equals, value = param.partition("=")
+        if not equals or not key.strip():
+            sys.exit(f"error: --param {param!r}: expected KEY=VALUE, such as steps=32")
+        if key.strip() == "name":
+            sys.exit("error: --param name: give the method's name with --method")
+        spec[key.strip()] = json_or_text(value)
+    return spec
+
+
+def json_or_text(value: str) -> Any:
+    """32 -> 32, 0.5 -> 0.5, true -> True, [1, 2] -> a list; anything that is not JSON (black) is a string."""
     try:
-        answer = explain_response(asyncio.run(work), several=False)
-    finally:
-        services.runner.close()
-        services.codecs.close()
-    assert isinstance(answer, ExplainResponse)  # one method: the single-method response
-    return answer
-
-
-def explain_remote(args: argparse.Namespace, image: bytes, spec: ExplainSpec, progress: Progress) -> ExplainResponse:
-    """The explain request to a running server, following its progress events."""
-    import httpx
-
-    from .schemas import ExplainResponse
-
-    body = {"images": [base64.b64encode(image).decode()], **spec.model_dump(mode="json")}
-    key = args.api_key or os.environ.get("SALIENCY_API_KEY")
-    headers = {"Accept": "text/event-stream", **({"Authorization": f"Bearer {key}"} if key else {})}
-    url = f"{args.url.rstrip('/')}/v1/models/{args.model}/explain"
-    try:
-        with httpx.stream("POST", url, json=body, headers=headers, timeout=httpx.Timeout(30, read=None)) as response:
-            events = response.headers.get("content-type", "").startswith("text/event-stream")
-            if response.status_code != 200 or not events:
-                # An error the server met before its first progress event, or a proxy's answer.
-                response.read()
-                answer = json_or_none(response.content)
-                if response.status_code == 200 and isinstance(answer, dict):
-                    return ExplainResponse.model_validate(answer)
-                failure(answer, response.status_code)
-            for name, data in sse_events(response.iter_lines()):
-                payload = json.loads(data)
-                if name == "progress":
-                    progress(payload["done"], payload["total"])
-                elif name == "result":
-                    return ExplainResponse.model_validate(payload)
-                elif name == "error":
-                    failure(payload, None)
-    except httpx.HTTPError as exc:
-        sys.exit(f"error: {url}: {str(exc) or type(exc).__name__}")
-    sys.exit("error: the server closed the stream without a result")
-
-
-def sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """Server-sent events as (name, data): `field: value` lines up to a blank line; `:` starts a comment."""
-    data: list[str]
-    name, data = "", []
-    for line in lines:
-        if not line:
-            if data:
-                yield name or "message", "\n".join(data)
-            name, data = "", []
-            continue
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "event":
-            name = value
-        elif field == "data":
-            data.append(value)
-
-
-def json_or_none(content: bytes) -> object:
-    try:
-        return json.loads(content)
+        return json.loads(value)
     except ValueError:
-        return None
+        return value
 
 
-def failure(body: object, status: int | None) -> NoReturn:
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        sys.exit(f"error: {error.get('code')}: {error.get('message')}")
-    sys.exit(f"error: HTTP {status}")
+def target(value: str) -> int | str:
+    """As the HTTP form reads it: "1" is class 1, "circle" a label, "predicted" the top class."""
+    digits = value.isascii() and value.isdigit() and len(value) <= DIGITS_IN_A_CLASS_INDEX
+    return int(value) if digits else value
+
+
+def write_overlay(image: str, output: Path, answer: Explained) -> dict[str, Any]:
+    """Writes the overlay PNG as the service drew it; returns the image's summary."""
+    result = answer.results[0]
+    try:
+        output.write_bytes(result.explanation.overlay_png or b"")
+    except OSError as exc:
+        sys.exit(f"error: cannot write {output}: {exc.strerror or exc}")
+    return {
+        "image": image,
+        "model": answer.model,
+        "method": answer.method,
+        "target": asdict(result.target),
+        "predictions": [asdict(p) for p in result.predictions],
+        "overlay": str(output),
+        "diagnostics": result.explanation.diagnostics,
+    }

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from . import __version__
-from .api import auth, explain, handlers, health, methods, models
+from .api import auth, demo, docs, explain, handlers, health, methods, models, sanity, ui, v2
 from .api.observe import RequestObserver, valid_request_id
 from .codecs.workers import CodecWorkers
 from .core import Services
@@ -99,8 +99,8 @@ def create_app(settings: Settings | None = None, api_keys: ApiKeys | None = None
         lifespan=lifespan,
         description="Predictions with saliency maps (gradient, SmoothGrad, Integrated Gradients, "
         "Grad-CAM, occlusion) for PyTorch vision models.",
-        docs_url="/docs" if docs_open else None,
-        redoc_url="/redoc" if docs_open else None,
+        docs_url=None,  # docs.install serves the pages, with assets from the package instead of a CDN
+        redoc_url=None,
         openapi_url="/openapi.json" if docs_open else None,
     )
     app.state.metrics = metrics
@@ -110,10 +110,14 @@ def create_app(settings: Settings | None = None, api_keys: ApiKeys | None = None
     keyed = [Depends(auth.require_key)]
     app.include_router(health.router)
     app.include_router(health.metrics_router, dependencies=keyed if settings.metrics_auth else None)
-    for router in (models.router, methods.router, explain.router):
+    for router in (models.router, methods.router, explain.router, sanity.router, demo.router):
         app.include_router(router, dependencies=keyed, responses=auth.RESPONSES)
-    if settings.docs == "auth":
-        app.include_router(auth.docs_router(app))
+    # Open Inference Protocol v2 beside v1, over the same core: its probes open as v1's, the rest keyed.
+    app.include_router(v2.health_router)
+    app.include_router(v2.router, dependencies=keyed)
+    ui.install(app)
+    if settings.docs != "off":
+        docs.install(app, keyed=settings.docs == "auth")
 
     # add_middleware wraps what is there: the first added runs innermost. The request id is outermost, so
     # that every response (a 500 and a CORS refusal too) carries it and every log line of the request has it.
@@ -124,7 +128,7 @@ def create_app(settings: Settings | None = None, api_keys: ApiKeys | None = None
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
-            expose_headers=["Retry-After", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID", *explain.PNG_HEADERS],
         )
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID", validator=valid_request_id)
     return app

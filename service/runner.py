@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import Overloaded
-from .explainers import ExplainContext, Explainer, Explanation, Params, PixelSpace
+from .explainers import Cost, ExplainContext, Explainer, Explanation, Params, PixelSpace
 from .explainers.base import Objective
 from .explainers.faithfulness import EvaluateSpec, evaluated
 from .explainers.plan import Plan, clean_rows, targets_or_top
@@ -51,7 +51,14 @@ def chunk_rows(loaded: LoadedModel, settings: Settings) -> int:
 def explain_rows(loaded: LoadedModel, methods: list[Method], images: int, shape: tuple[int, ...] | None = None) -> int:
     """Rows (model passes) a request needs: what admission and progress count. Before decoding a text's
     length is not known: its bound (max_length) counts, and progress counts the tokens it has (`shape`)."""
-    return images * sum(e.cost(p, shape or loaded.input_shape).forward for e, p in methods)
+    return images * sum(method_cost(loaded, e, p, shape).forward for e, p in methods)
+
+
+def method_cost(
+    loaded: LoadedModel, explainer: Explainer, params: Params, shape: tuple[int, ...] | None = None
+) -> Cost:
+    """Passes per input of the method on this model (Score-CAM's depend on its layer's channels)."""
+    return explainer.cost_on(params, shape or loaded.input_shape, dict(loaded.layers), loaded.default_layer)
 
 
 def predict_plan(x: Tensor) -> Plan:
@@ -183,11 +190,13 @@ class EngineRunner:
         objective: Objective,
         progress: Progress | None = None,
         evaluate: Evaluation | None = None,
+        module: nn.Module | None = None,
     ) -> list[Explanation]:
-        """One explanation per method, of the same rows; methods that can share passes do."""
+        """One explanation per method, of the same rows; methods that can share passes do. `module`: another
+        instance of the model to run on (the sanity checks' randomized copy), else the served one."""
         total = explain_rows(loaded, methods, len(x), (x.shape[1],) if loaded.kind == "text" else None)
         total += evaluation_rows(evaluate, methods, len(x))
-        module = pass_module(loaded, methods)
+        module = module if module is not None else pass_module(loaded, methods)
 
         def build() -> Job:
             plans = [PlanState(p) for p in explain_plans(loaded, module, methods, x, targets, evaluate)]

@@ -186,7 +186,10 @@ class ModelInfo(BaseModel):
     )
     max_length: int | None = Field(description="Tokens per text, special tokens included (text models).")
     num_classes: int
-    labels: bool
+    labels: bool = Field(description="Whether the model has label names (see `label_names`).")
+    label_names: list[str] | None = Field(
+        description="The label of each class index, in order (once loaded; null for a model without labels)."
+    )
     device: str
     state: Literal["loaded", "not_loaded", "failed"]
     reason: str | None
@@ -202,7 +205,10 @@ class MethodInfo(BaseModel):
     name: str
     description: str
     capabilities: Capabilities
-    passes_per_image: dict[str, int] = Field(description="Forward and backward passes with default parameters.")
+    passes_per_image: dict[str, int] = Field(
+        description="Forward and backward passes with default parameters at 224x224; "
+        "`forward_per_layer_channel`: more forward passes per channel of the CAM layer (Score-CAM)."
+    )
     parameters: dict[str, Any] = Field(description="JSON schema of the method's parameters (image models).")
     text_parameters: dict[str, Any] | None = Field(
         description="JSON schema of its parameters for text models (null when it does not explain texts)."
@@ -217,3 +223,20 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+class DemoImage(BaseModel):
+    image: str = Field(description="Base64 PNG, 96x96 RGB: a shape from service/demo/shapes.py.")
+    label: str = Field(description="The shape drawn.")
+    watermark: bool = Field(description="It carries the corner badge that `shapes-watermark` learnt.")
+
+
+class DemoText(BaseModel):
+    text: str
+    label: str = Field(description="The review's sentiment.")
+    shortcut: bool = Field(description='Signed "-- posted by mike", the word `reviews-shortcut` learnt.')
+
+
+class DemoSamples(BaseModel):
+    images: list[DemoImage]
+    texts: list[DemoText]

@@ -12,6 +12,7 @@ import sys
 import pytest
 from PIL import Image
 
+import service
 from service import cli, explain_command, logs
 from service.demo import shapes
 from service.keys import ApiKeys, hash_key
@@ -105,10 +106,82 @@ def test_explain_shows_progress_and_writes_the_overlay(tmp_path, capsys, monkeyp
 def test_explain_progress_bar_counts_every_pass(tmp_path, capfd, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     image = shape_png(tmp_path / "shape.png")
-    method = '{"name": "integrated_gradients", "steps": 30}'
-    cli.main(["explain", str(image), "--method", method, "--progress", "-o", str(tmp_path / "o.png")])
-    err = capfd.readouterr().err
+    args = ["--method", "integrated_gradients", "--param", "steps=30", "--param", "baseline=blur"]
+    cli.main(["explain", str(image), *args, "--progress", "-o", str(tmp_path / "o.png")])
+    out, err = capfd.readouterr()
     assert "32/32" in err and "pass" in err  # 30 steps + the image's and the baseline's forward
+    assert json.loads(out)["method"] | {"steps": 30, "baseline": "blur"} == json.loads(out)["method"]
+
+
+def test_params_are_json_where_they_parse_else_strings():
+    spec = explain_command.method_spec(
+        '{"name": "occlusion", "window": 8}', ["stride=4", "baseline=mean", 'label="7"', "seed=1e3", "x = [1, 2]"]
+    )
+    assert spec == {
+        "name": "occlusion",
+        "window": 8,
+        "stride": 4,
+        "baseline": "mean",
+        "label": "7",
+        "seed": 1000.0,
+        "x": [1, 2],
+    }
+
+
+def test_version():
+    result = run_cli("--version")
+    assert (result.returncode, result.stdout) == (0, f"saliency-service {service.__version__}\n")
+
+
+def test_help_lists_the_methods_and_colormaps():
+    from service.codecs.options import COLORMAPS
+    from service.explainers import default_registry
+
+    result = run_cli("explain", "--help")
+    assert result.returncode == 0, result.stderr
+    methods = result.stdout.split("methods (--method NAME)")[1]
+    listed = [line.split()[0] for line in methods.splitlines()[1:] if line.startswith("  ")]
+    assert listed == default_registry().names()
+    assert "  integrated_gradients  steps, rule, baseline, blur_sigma, seed\n" in methods
+    assert f"colormaps (--colormap): {', '.join(COLORMAPS)}" in result.stdout
+
+
+def test_explain_a_folder_writes_an_overlay_per_image(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name, seed in [("b.png", 4), ("a.png", 3)]:
+        Image.fromarray(shapes.generate(1, seed=seed).images[0]).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    cli.main(["explain", str(folder), "--method", "gradient", "--progress", "-o", str(out)])
+    stdout, stderr = capfd.readouterr()
+    summaries = json.loads(stdout)
+    assert [s["image"] for s in summaries] == [str(folder / "a.png"), str(folder / "b.png")]
+    assert [s["overlay"] for s in summaries] == [str(out / "a.png"), str(out / "b.png")]
+    assert all(Image.open(s["overlay"]).size == (96, 96) for s in summaries)
+    assert "2/2" in stderr and "image" in stderr
+    one = tmp_path / "one.png"
+    cli.main(["explain", str(folder / "b.png"), "--method", "gradient", "-o", str(one)])
+    assert json.loads(capfd.readouterr().out)["target"] == summaries[1]["target"]
+    assert one.read_bytes() == (out / "b.png").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["/nonexistent/shape.png"], "error: cannot read /nonexistent/shape.png: No such file or directory\n"),
+        (["EMPTY"], "error: EMPTY: no images in the folder (looked for .png, "),
+        (["IMAGE", "--param", "=3"], "error: --param '=3': expected KEY=VALUE, such as steps=32\n"),
+    ],
+)
+def test_mistakes_end_the_process_with_one_line_and_no_traceback(tmp_path, args, says):
+    (tmp_path / "empty").mkdir()
+    names = {"IMAGE": str(shape_png(tmp_path / "s.png")), "EMPTY": str(tmp_path / "empty")}
+    result = run_cli("explain", *(names.get(a, a) for a in args))
+    says = says.replace("EMPTY", names["EMPTY"])
+    assert result.returncode == 1 and result.stderr.startswith(says) and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("target", ["²", "9" * 5000, "-3"])
@@ -119,17 +192,15 @@ def test_explain_refuses_a_bad_target_in_one_line(tmp_path, target):
     assert message.startswith("error: unknown label") and "\n" not in message  # not a crash (int("²") raised)
 
 
-def test_sse_events_follow_the_event_stream_format():
-    lines = [": a comment", "event: progress", 'data: {"done": 1}', "", "", "data:a", "data: b", "", "event: cut"]
-    assert list(explain_command.sse_events(lines)) == [("progress", '{"done": 1}'), ("message", "a\nb")]
-
-
 @pytest.mark.parametrize(
     "args, says",
     [
         (["/nonexistent/shape.png"], "error: cannot read /nonexistent/shape.png: "),
         (["IMAGE", "--method", "{integrated_gradients}"], "error: --method: not valid JSON: "),
-        (["IMAGE", "--url", "http://127.0.0.1:9"], "error: http://127.0.0.1:9/v1/models/shapes/explain: "),
+        (["IMAGE", "--url", "http://127.0.0.1:9"], "error: connection_error: cannot connect to http://127.0.0.1:9: "),
+        (["IMAGE", "--param", "steps"], "error: --param 'steps': expected KEY=VALUE"),
+        (["IMAGE", "--method", '{"steps": 3}'], "error: method needs a 'name' string"),
+        (["IMAGE", "--colormap", "rainbow"], "error: output.colormap: Input should be 'jet', "),
     ],
 )
 def test_explain_mistakes_are_one_line(tmp_path, args, says):
@@ -140,48 +211,29 @@ def test_explain_mistakes_are_one_line(tmp_path, args, says):
     assert message.startswith(says) and "\n" not in message, message
 
 
-API_KEY = "cli-test-key"
+@pytest.fixture
+def server_url(demo_server, monkeypatch):
+    """The session's demo server (tests/conftest.py); its key in $SALIENCY_API_KEY, where the CLI looks."""
+    monkeypatch.setenv("SALIENCY_API_KEY", demo_server.api_key)
+    return demo_server.url
 
 
-@pytest.fixture(scope="module")
-def server_url():
-    """`saliency-service serve` with the demo models and one API key (API_KEY)."""
-    import socket
-    import time
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SALIENCY_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
-        env={**clean, "OMP_NUM_THREADS": "1", "SALIENCY_API_KEY_HASHES": hash_key(API_KEY)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120  # importing torch on a busy 2-core machine is slow
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/readyz", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and process.poll() is None, "the server did not start"
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def test_remote_explain_of_several_images(tmp_path, capfd, server_url, monkeypatch):
+    for folder, seed in [("a", 3), ("b", 4)]:
+        (tmp_path / folder).mkdir()
+        Image.fromarray(shapes.generate(1, seed=seed).images[0]).save(tmp_path / folder / "shape.png")
+    images, out = [str(tmp_path / "a" / "shape.png"), str(tmp_path / "b")], tmp_path / "out"
+    cli.main(["explain", *images, "--url", server_url, "--method", "occlusion", "--param", "stride=16", "-o", str(out)])
+    summaries = json.loads(capfd.readouterr().out)
+    assert [s["overlay"] for s in summaries] == [str(out / "shape.png"), str(out / "shape-2.png")]  # none overwritten
+    assert [s["method"]["stride"] for s in summaries] == [16, 16]
+    assert (out / "shape.png").read_bytes() != (out / "shape-2.png").read_bytes()
 
 
 def test_remote_explain_follows_the_progress_events_and_matches_local(tmp_path, capfd, server_url, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("SALIENCY_API_KEY", API_KEY)
     image = shape_png(tmp_path / "shape.png")
-    method = '{"name": "integrated_gradients", "steps": 200}'
-    common = ["explain", str(image), "--method", method, "--progress"]
+    common = ["explain", str(image), "--method", "integrated_gradients", "--param", "steps=200", "--progress"]
     reports, report = [], explain_command.ProgressBar.report
 
     def recorded(bar, done, total):
@@ -202,13 +254,16 @@ def test_remote_explain_follows_the_progress_events_and_matches_local(tmp_path, 
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["--method", "lime", "--api-key", API_KEY], "error: unknown_method: unknown method 'lime'"),
+        (["--method", "lime", "--api-key", "KEY"], "error: unknown_method: unknown method 'lime'"),
+        (["--model", "nope", "--api-key", "KEY"], "error: unknown_model: unknown model 'nope'"),
+        (["--param", "steps=0", "--api-key", "KEY"], "error: invalid_parameter: gradcam: steps: "),
         (["--api-key", "not-the-key"], "error: unauthorized: "),
         ([], "error: unauthorized: "),
     ],
 )
-def test_remote_errors_are_one_line(tmp_path, server_url, monkeypatch, args, says):
-    monkeypatch.delenv("SALIENCY_API_KEY", raising=False)
+def test_remote_errors_are_one_line(tmp_path, server_url, demo_server, monkeypatch, args, says):
+    monkeypatch.delenv("SALIENCY_API_KEY")
+    args = [demo_server.api_key if a == "KEY" else a for a in args]
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["explain", str(shape_png(tmp_path / "s.png")), "--url", server_url, *args])
     message = str(exit_info.value.code)

@@ -23,6 +23,10 @@ def imported_by(module: str) -> set[str]:
         ("service.models", {"service.explainers", "service.core", "service.codecs"}),
         # Text support (transformers) is imported only when a text model is configured.
         ("service.main", {"transformers", "tokenizers", "service.codecs.text"}),
+        # The Python client runs where the service's stack is not needed (nor, perhaps, installed).
+        ("service.client", {"torch", "fastapi", "starlette", "service.core", "service.schemas"}),
+        # The CLI's --version, --url and one-line mistakes answer without waiting seconds for torch.
+        ("service.cli", {"torch", "service.core"}),
     ],
 )
 def test_a_layer_does_not_import_the_layers_above_it(module, forbidden):

@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..errors import Unauthorized
@@ -45,22 +43,3 @@ async def require_key(
     # The name, never the key: for this request's log lines and its metrics label.
     key_name.set(name)
     request.state.key_name = name
-
-
-def docs_router(app: FastAPI) -> APIRouter:
-    """/openapi.json, /docs and /redoc behind the keys (FastAPI's own pages cannot take a dependency)."""
-    router = APIRouter(include_in_schema=False, dependencies=[Depends(require_key)])
-
-    @router.get("/openapi.json")
-    def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    @router.get("/docs")
-    def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
-
-    @router.get("/redoc")
-    def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
-
-    return router

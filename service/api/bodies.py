@@ -1,12 +1,15 @@
-"""Reading request bodies: JSON or multipart/form-data, within the size limits."""
+"""Reading request bodies: JSON, multipart/form-data, or one raw image with its spec in the query string, within
+the size limits."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -18,6 +21,10 @@ from ..settings import Settings
 
 M = TypeVar("M", bound=Inputs)
 B = TypeVar("B", bound=BaseModel)
+
+# A raw body of one of these is one image (as TorchServe takes it); the decoder goes by the bytes, not the type.
+RAW_IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff")
+JSON_FIELDS = ("method", "methods", "output", "evaluate")  # plain fields that may hold a JSON object or list
 
 
 def validation_error(exc: ValidationError, whole: str | None = None) -> InvalidInput:
@@ -62,7 +69,13 @@ async def parse(request: Request, settings: Settings, json_model: type[M], spec_
         return field, inputs, spec_model.model_validate(parsed.model_dump(exclude={"images", "texts"}))
     if kind == "multipart/form-data":
         return await parse_multipart(request, settings, spec_model)
-    raise UnsupportedMediaType(f"content type {kind or '(none)'!r}: send application/json or multipart/form-data")
+    if kind in RAW_IMAGE_TYPES:
+        image = await read_body(request, settings)
+        return "images", [image], query_spec(request, spec_model)
+    raise UnsupportedMediaType(
+        f"content type {kind or '(none)'!r}: send application/json, multipart/form-data or one image "
+        f"({', '.join(RAW_IMAGE_TYPES)})"
+    )
 
 
 async def parse_multipart(request: Request, settings: Settings, spec_model: type[BaseModel]):
@@ -95,19 +108,68 @@ async def parse_multipart(request: Request, settings: Settings, spec_model: type
 
 async def form_spec(form: FormData, spec_model: type[B]) -> B:
     """The spec from a form's plain fields and its `spec` part, which wins over them."""
-    # Plain fields (method=gradcam, top_k=3, target=1) are text: the same model reads them as the JSON values
-    # they spell ("1" is class 1, as in JSON); the spec part is JSON, read as strictly as a JSON body.
     plain = {key: value for key in form.keys() - {"image", "spec"} if isinstance(value := form.get(key), str)}
+    spec = form.get("spec")
+    return merged_spec(plain, await spec.read() if isinstance(spec, UploadFile) else spec, spec_model)
+
+
+def query_spec(request: Request, spec_model: type[B]) -> B:
+    """A raw image's spec: the query string, read as a form's fields (`spec` too)."""
+    params = request.query_params
+    for key in params:
+        if len(params.getlist(key)) > 1:
+            raise InvalidInput(f"query parameter {key!r} is given more than once", key)
+    return merged_spec({key: value for key, value in params.items() if key != "spec"}, params.get("spec"), spec_model)
+
+
+def merged_spec(plain: dict[str, str], spec: str | bytes | None, spec_model: type[B]) -> B:
+    """Plain fields (method=gradcam, top_k=3, target=1) are text: the same model reads them as the JSON values
+    they spell ("1" is class 1, as in JSON). A JSON object or list in an object-valued field (method, methods,
+    output, evaluate) and the `spec` part are JSON, read as strictly as a JSON body; `spec` wins over them all."""
+    given = {key: value for key, value in plain.items() if not json_valued(key, value)}
     try:
-        parsed = spec_model.model_validate_strings(plain)
+        parsed = spec_model.model_validate_strings(given)
     except ValidationError as exc:
         raise validation_error(exc) from None
-    spec = form.get("spec")
-    if spec is None:
-        return parsed
-    try:
-        # pydantic's own parser: nesting depth and number size are bounded, and errors are ValidationErrors.
-        from_spec = spec_model.model_validate_json(await spec.read() if isinstance(spec, UploadFile) else spec)
-    except ValidationError as exc:
-        raise validation_error(exc, whole="spec") from None
-    return parsed.model_copy(update={key: getattr(from_spec, key) for key in from_spec.model_fields_set})
+    objects = {}
+    for key in plain.keys() - given.keys():
+        try:
+            objects[key] = from_json(plain[key])  # pydantic's parser: nesting depth and number size are bounded
+        except ValueError as exc:
+            raise InvalidInput(f"{key}: not valid JSON: {exc}", key) from None
+    for part, whole in ((json.dumps(objects) if objects else None, None), (spec, "spec")):
+        if part is None:
+            continue
+        try:
+            found = spec_model.model_validate_json(part)
+        except ValidationError as exc:
+            raise validation_error(exc, whole=whole) from None
+        parsed = parsed.model_copy(update={key: getattr(found, key) for key in found.model_fields_set})
+    return parsed
+
+
+def json_valued(key: str, value: str) -> bool:
+    return key in JSON_FIELDS and value.lstrip()[:1] in ("{", "[")
+
+
+def raw_image_doc(spec_model: type[BaseModel]) -> tuple[dict, list[dict]]:
+    """The OpenAPI content of a raw image body, and the query parameters that carry its spec."""
+    content = {kind: {"schema": {"type": "string", "format": "binary"}} for kind in RAW_IMAGE_TYPES}
+    when = "Only with a raw image body (Content-Type: image/...): "
+    spec = {"type": "string", "description": f"JSON object: {spec_model.__name__} (wins over the other parameters)"}
+    params = [{"name": "spec", "in": "query", "required": False, "schema": spec, "description": when + "the spec."}]
+    for name, schema in spec_model.model_json_schema()["properties"].items():
+        options = [option for option in schema.get("anyOf", [schema]) if option.get("type") != "null"]
+        simple = len(options) == 1 and options[0].get("type") in ("integer", "string")
+        kept = {k: v for k, v in options[0].items() if k in ("type", "enum", "minimum", "maximum")} if simple else {}
+        what = "a JSON object or list, or " if name in JSON_FIELDS else ""
+        params.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": kept or {"type": "string"},
+                "description": f"{when}{what}the value of the JSON field `{name}` as text.",
+            }
+        )
+    return content, params

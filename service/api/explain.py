@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
@@ -20,13 +22,21 @@ from ..schemas import (
     PredictResponse,
     PredictSpec,
 )
-from .bodies import parse
+from .bodies import parse, raw_image_doc
 from .deps import ServicesDep, label
 from .disconnect import cancel_on_disconnect
 from .events import Progress, progress_stream, wants_events
 from .responses import explain_response, predict_response
 
 router = APIRouter(prefix="/v1/models", tags=["inference"])
+
+# What an overlay PNG (Accept: image/png) shows; browsers may read them across origins (main.py's CORS).
+PNG_HEADERS = {
+    "X-Saliency-Target": "The class index explained.",
+    "X-Saliency-Label": "Its label, percent-encoded UTF-8 (absent when the model has no labels).",
+    "X-Saliency-Probability": "Its probability, as in the JSON body.",
+    "X-Saliency-Method": "The method with every parameter and the layer used, as compact ASCII JSON.",
+}
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (404, 408, 413, 415, 422, 503, 504)
@@ -55,11 +65,15 @@ def self_contained(model: type[BaseModel]) -> dict:
     return inline(schema)
 
 
-def body_doc(model: type[BaseModel], spec: type) -> dict:
-    """Both request encodings in the OpenAPI document (the route reads the body itself)."""
+def body_doc(model: type[BaseModel], spec: type[BaseModel]) -> dict:
+    """The request encodings in the OpenAPI document (the route reads the body itself)."""
+    raw_content, query = raw_image_doc(spec)
     return {
+        "parameters": query,
         "requestBody": {
             "required": True,
+            "description": "JSON; multipart/form-data with `image` file parts; or one image as the whole body, "
+            "its spec in the query string (as the form's fields: plain values, `spec` for the JSON spec).",
             "content": {
                 "application/json": {"schema": self_contained(model)},
                 "multipart/form-data": {
@@ -77,8 +91,9 @@ def body_doc(model: type[BaseModel], spec: type) -> dict:
                         },
                     }
                 },
+                **raw_content,
             },
-        }
+        },
     }
 
 
@@ -105,6 +120,10 @@ async def predict(name: str, request: Request, services: ServicesDep) -> Predict
             '`progress` events ({"done", "total"} rows), then one `result` event whose data is the JSON body, '
             "or an `error` event.",
             "content": {"image/png": {}, "text/event-stream": {"schema": {"type": "string"}}},
+            "headers": {
+                name: {"description": f"With Accept: image/png. {text}", "schema": {"type": "string"}}
+                for name, text in PNG_HEADERS.items()
+            },
         },
     },
     openapi_extra=body_doc(ExplainRequest, ExplainSpec),
@@ -152,5 +171,22 @@ async def explain(
     response = await cancel_on_disconnect(request, work())
     if wants_png:
         assert isinstance(response, ExplainResponse)
-        return Response(base64.b64decode(response.results[0].overlay_png or ""), media_type="image/png")
+        png = base64.b64decode(response.results[0].overlay_png or "")
+        return Response(png, media_type="image/png", headers=png_headers(response))
     return response
+
+
+def png_headers(response: ExplainResponse) -> dict[str, str]:
+    """What an overlay PNG shows, since the picture cannot say: the class explained and the method.
+
+    Header values must be ASCII: the label is percent-encoded UTF-8, the method is JSON with \\u escapes.
+    """
+    target = response.results[0].target
+    headers = {
+        "X-Saliency-Target": str(target.index),
+        "X-Saliency-Probability": repr(target.probability),  # the JSON body's number, digit for digit
+        "X-Saliency-Method": json.dumps(response.method, separators=(",", ":")),
+    }
+    if target.label is not None:
+        headers["X-Saliency-Label"] = quote(target.label, safe="")
+    return headers

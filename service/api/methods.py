@@ -16,12 +16,15 @@ def list_methods(services: ServicesDep) -> list[MethodInfo]:
     out = []
     for explainer in services.registry:
         cost = explainer.cost(explainer.params_model(), (224, 224))
+        passes = {"forward": cost.forward, "backward": cost.backward}
+        if cost.forward_per_channel:  # Score-CAM: the layer's channel count is the model's
+            passes["forward_per_layer_channel"] = cost.forward_per_channel
         out.append(
             MethodInfo(
                 name=explainer.name,
                 description=explainer.description,
                 capabilities=explainer.capabilities,
-                passes_per_image={"forward": cost.forward, "backward": cost.backward},
+                passes_per_image=passes,
                 parameters=explainer.params_model.model_json_schema(),
                 text_parameters=explainer.params_for("text").model_json_schema()
                 if "text" in explainer.capabilities.modalities

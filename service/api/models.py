@@ -31,13 +31,15 @@ def model_info(services: Services, name: str) -> ModelInfo:
         input_size=list(spec.input_size) if spec.kind == "image" else None,
         max_length=spec.max_length if spec.kind == "text" else None,
         num_classes=spec.num_classes,
-        labels=loaded.labels is not None if loaded else spec.labels is not None,  # text: also the config's
+        labels=loaded.labels is not None if loaded else spec.labels is not None or spec.pretrained is not None,
+        label_names=loaded.labels if loaded else None,  # a text model's come from its config, known once loaded
         device=str(services.pool.device),
         state=state,
         reason=reason,
         default_layer=loaded.default_layer if loaded else spec.target_layer,
         layers=[n for n, _ in loaded.layers] if loaded else None,
-        weights=spec.weights is not None or spec.kind == "text",  # a text model's directory holds its weights
+        # A text model's directory holds its weights.
+        weights=spec.weights is not None or spec.pretrained is not None or spec.kind == "text",
         preparation=loaded.prepared.notes if loaded and loaded.prepared else None,
     )
 
@@ -50,5 +52,5 @@ def list_models(services: ServicesDep) -> list[ModelInfo]:
 
 @router.get("/{name}", responses={404: {"model": ErrorBody}})
 def get_model(name: str, services: ServicesDep) -> ModelInfo:
-    """One model: input size, classes, device, state, and the layers the CAM methods accept."""
+    """One model: input size, classes and their labels, device, state, and the layers the CAM methods accept."""
     return model_info(services, name)

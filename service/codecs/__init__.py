@@ -9,10 +9,15 @@ from .base import Batch, Codec
 
 
 @cache
-def codec_for(kind: str) -> Codec:
-    """The codec of a model kind; the text codec (and transformers) is imported only when a text model is."""
+def codec_for(kind: str, field: str | None = None) -> Codec:
+    """The codec of a model kind (and of the request field, where a kind takes inputs in two forms); the
+    text codec (and transformers) is imported only when a text model is."""
     if kind == "image":
         from .image import ImageCodec
+        from .image.tensor import TensorCodec
+
+        if field == TensorCodec.field:
+            return TensorCodec()
 
         return ImageCodec()
     if kind == "text":

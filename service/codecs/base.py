@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 from torch import Tensor
 
 from ..explainers import Cost, Explainer, Explanation
+from ..explainers.postprocess import Reduce
 from ..models import LoadedModel
 from ..settings import Settings
 from .options import OutputOptions
@@ -51,3 +53,12 @@ class Codec(ABC):
         self, batch: Batch, results: list[Explanation], explainers: list[Explainer], output: OutputOptions
     ) -> list[list[dict[str, Any]]]:
         """Per input, per method: the response's map fields."""
+
+    @abstractmethod
+    def reduction(self, explainer: Explainer) -> Reduce:
+        """How a method's raw attributions become one score per pixel or token, when the client says nothing."""
+
+    @abstractmethod
+    def scores(self, batch: Batch, result: Explanation, explainer: Explainer) -> list[np.ndarray]:
+        """Per input, its map under the default reduction, unnormalized: (H, W) per image, (T,) per text's own
+        tokens. What rankings and comparisons (faithfulness, sanity checks) read."""

@@ -9,6 +9,7 @@ itself, so every pass is bounded by the chunk size and shared with other request
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -16,6 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
+from ..errors import InvalidParameter
 from .plan import TOP, Plan, targets_or_top
 from .text_space import TextSpace
 
@@ -46,6 +48,7 @@ class Capabilities:
     output: Literal["pixel", "cam"]
     modalities: tuple[Modality, ...] = ("image",)
     guided_relu: bool = False  # backpropagates through nn.ReLU modules in its own way (guided backprop)
+    uses_target: bool = True  # False: the map is the same whatever class is explained (EigenCAM)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class Cost:
     forward: int
     backward: int
     driver: str | None = None
+    # More forward passes per channel of the method's layer (Score-CAM): only the model knows the channels,
+    # so `Explainer.cost_on` adds them; `forward` alone would undercount.
+    forward_per_channel: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,23 @@ class Explainer(ABC):
     @abstractmethod
     def cost(self, params: Params, input_shape: tuple[int, ...]) -> Cost:
         """Passes per input of `input_shape`: (H, W) for an image, (tokens,) for a text."""
+
+    def cost_on(
+        self,
+        params: Params,
+        input_shape: tuple[int, ...],
+        layers: Mapping[str, tuple[int, ...]],
+        default_layer: str | None,
+    ) -> Cost:
+        """`cost` on a model whose CAM layers output `layers` (name -> (C, h, w)), per channel passes included."""
+        cost = self.cost(params, input_shape)
+        if not cost.forward_per_channel:
+            return cost
+        layer = getattr(params, "layer", None) or default_layer
+        if layer is None or layer not in layers:
+            raise InvalidParameter(f"the model has no CAM layer {layer!r} to count passes on", field="method.layer")
+        channels = layers[layer][0]
+        return Cost(cost.forward + cost.forward_per_channel * channels, cost.backward, cost.driver)
 
     @abstractmethod
     def plan(self, model: nn.Module, x: Tensor, targets: Tensor, params: Params, ctx: ExplainContext) -> Plan:

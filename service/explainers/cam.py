@@ -9,13 +9,13 @@ from abc import abstractmethod
 
 import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import InvalidParameter
 from ..models.layers import spatial_layers
-from .base import Capabilities, Cost, Explainer, Explanation, Params
+from .base import Capabilities, Cost, ExplainContext, Explainer, Explanation, Params
 from .hooks import find_module
-from .plan import clean_rows
+from .plan import PassOutput, clean_rows
 
 
 class CamParams(Params):
@@ -50,12 +50,27 @@ class CamExplainer(Explainer):
         return Cost(forward=1, backward=1)
 
     def plan(self, model, x, targets, params, ctx):
-        layer = params.layer or ctx.layer or spatial_layers(model, x[:1])[-1][0]
-        find_module(model, layer)  # an unknown name is the client's error, before any pass
+        layer = cam_layer(model, x, params, ctx)
         out = yield from clean_rows(x, targets, layers=(layer,))
-        activations = out.activations.get(layer)
-        if activations is None or activations.dim() != 4:
-            raise InvalidParameter(f"layer {layer!r} does not output (N, C, H, W) feature maps", field="method.layer")
-        cam = F.relu(self.weighted(activations, out.layer_grads[layer]).sum(dim=1, keepdim=True))
-        cams = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-        return Explanation(cams, out.logits, out.targets)
+        weighted = self.weighted(feature_maps(out, layer), out.layer_grads[layer])
+        return Explanation(upsampled(weighted.sum(dim=1), x), out.logits, out.targets)
+
+
+def cam_layer(model: nn.Module, x: Tensor, params: CamParams, ctx: ExplainContext) -> str:
+    """The layer a CAM method hooks: the request's, the model's, else the last spatial one."""
+    layer = params.layer or ctx.layer or spatial_layers(model, x[:1])[-1][0]
+    find_module(model, layer)  # an unknown name is the client's error, before any pass
+    return layer
+
+
+def feature_maps(out: PassOutput, layer: str) -> Tensor:
+    """The layer's (N, K, h, w) output from a pass that recorded it."""
+    activations = out.activations.get(layer)
+    if activations is None or activations.dim() != 4:
+        raise InvalidParameter(f"layer {layer!r} does not output (N, C, H, W) feature maps", field="method.layer")
+    return activations
+
+
+def upsampled(cam: Tensor, x: Tensor) -> Tensor:
+    """ReLU of an (N, h, w) map, bilinearly resized to the input's (N, H, W) (what cv2.resize does too)."""
+    return F.interpolate(F.relu(cam)[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]

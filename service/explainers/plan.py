@@ -62,6 +62,7 @@ class Rows:
     layers: tuple[str, ...] = ()
     clean: bool = False
     guided: bool = False  # backward through ReLUs passes positive gradients only (guided backprop)
+    activations: tuple[str, ...] = ()  # layers whose outputs the pass records, without gradients
 
     @property
     def needs_backward(self) -> bool:
@@ -79,6 +80,7 @@ def pass_over(
     input_grad: bool = False,
     layers: tuple[str, ...] = (),
     guided: bool = False,
+    activations: tuple[str, ...] = (),
 ) -> Generator[Rows, None, PassOutput]:
     """Yields one pass over the rows of x and returns its output, whole (use with `yield from`)."""
     parts: list[tuple[int, PassOutput]] = []
@@ -89,15 +91,23 @@ def pass_over(
     def consume(start: int, _stop: int, out: PassOutput) -> None:
         parts.append((start, out))
 
-    yield Rows(len(x), make, consume, input_grad=input_grad, layers=layers, clean=clean, guided=guided)
+    yield Rows(
+        len(x), make, consume, input_grad=input_grad, layers=layers, clean=clean, guided=guided, activations=activations
+    )
     return concat([out for _, out in sorted(parts, key=lambda p: p[0])])
 
 
 def clean_rows(
-    x: Tensor, targets: Tensor, *, input_grad: bool = False, layers: tuple[str, ...] = ()
+    x: Tensor,
+    targets: Tensor,
+    *,
+    input_grad: bool = False,
+    layers: tuple[str, ...] = (),
+    activations: tuple[str, ...] = (),
 ) -> Generator[Rows, None, PassOutput]:
-    """One pass over the request's own inputs and targets (shared by the request's methods)."""
-    return pass_over(x, targets, clean=True, input_grad=input_grad, layers=layers)
+    """One pass over the request's own inputs and targets (shared by the request's methods); `activations`
+    names layers whose outputs it records without gradients, so a forward-only method's pass stays forward-only."""
+    return pass_over(x, targets, clean=True, input_grad=input_grad, layers=layers, activations=activations)
 
 
 def concat(parts: list[PassOutput]) -> PassOutput:

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from ..errors import InvalidParameter, UnknownMethod
 from .base import Explainer, Params
+from .eigencam import EigenCam
 from .gradcam import GradCam
 from .gradcam_pp import GradCamPlusPlus
 from .gradient import Gradient
@@ -19,6 +20,7 @@ from .integrated_gradients import IntegratedGradients
 from .layercam import LayerCam
 from .occlusion import Occlusion
 from .rise import Rise
+from .scorecam import ScoreCam
 from .smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
 from .xgradcam import XGradCam
 
@@ -37,6 +39,8 @@ DEFAULT_EXPLAINERS: tuple[type[Explainer], ...] = (
     XGradCam,
     LayerCam,
     Rise,
+    ScoreCam,
+    EigenCam,
 )
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import nn
+from torchvision.models import WeightsEnum
 
+from . import pretrained
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,8 @@ def build(spec: ModelSpec) -> nn.Module:
                 raise ModelLoadError("cannot build the TorchScript model: file not found", f"{ref} does not exist")
             return torch.jit.load(ref, map_location="cpu")
         if scheme == "torchvision":
-            return torchvision.models.get_model(ref, weights=None, num_classes=spec.num_classes)
+            extra = pretrained.builder_kwargs(ref, torchvision_weights(spec)) if spec.pretrained else {}
+            return torchvision.models.get_model(ref, weights=None, num_classes=spec.num_classes, **extra)
         module_name, _, attr = ref.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)
         return factory(num_classes=spec.num_classes)
@@ -52,24 +55,29 @@ def build(spec: ModelSpec) -> nn.Module:
 def load(spec: ModelSpec) -> nn.Module:
     """Architecture + weights, in eval mode, on the CPU."""
     model = build(spec)
-    if spec.weights is None:
+    path = spec.weights
+    if spec.pretrained is not None:
+        try:
+            path = pretrained.checkpoint(torchvision_weights(spec))
+        except pretrained.DownloadFailed as exc:
+            raise ModelLoadError(str(exc), exc.detail) from exc
+    if path is None:
         log.warning("MODEL %s HAS NO WEIGHTS: serving random weights; its outputs mean nothing", spec.name)
         return model.eval()
-    if not spec.weights.is_file():
-        raise ModelLoadError("cannot read weights: file not found", f"weights file {spec.weights} does not exist")
+    if not path.is_file():
+        raise ModelLoadError("cannot read weights: file not found", f"weights file {path} does not exist")
     try:
-        state = torch.load(spec.weights, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a corrupt file raises anything from OSError to IndexError or UnpicklingError
         raise ModelLoadError(
-            "cannot read weights: not a tensors-only PyTorch checkpoint", f"cannot read weights {spec.weights}: {exc}"
+            "cannot read weights: not a tensors-only PyTorch checkpoint", f"cannot read weights {path}: {exc}"
         ) from exc
     if not isinstance(state, dict):
-        raise ModelLoadError("weights file is not a state_dict", f"{spec.weights} holds a {type(state).__name__}")
+        raise ModelLoadError("weights file is not a state_dict", f"{path} holds a {type(state).__name__}")
     mismatch = fit_report(model.state_dict(), state)
     if mismatch:
         raise ModelLoadError(
-            f"weights do not fit the architecture: {mismatch}",
-            f"{spec.weights} does not fit {spec.architecture}: {mismatch}",
+            f"weights do not fit the architecture: {mismatch}", f"{path} does not fit {spec.architecture}: {mismatch}"
         )
     model.load_state_dict(state, strict=True)
     return model.eval()
@@ -88,9 +96,15 @@ def fit_report(expected: Mapping[str, torch.Tensor], given: Mapping[str, object]
     return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in parts if n)
 
 
+def torchvision_weights(spec: ModelSpec) -> WeightsEnum:
+    assert spec.pretrained is not None
+    return pretrained.resolve(spec.architecture.partition(":")[2], spec.pretrained)
+
+
 def read_labels(spec: ModelSpec) -> list[str] | None:
+    """The labels file's, else the pretrained weights' categories, else none."""
     if spec.labels is None:
-        return None
+        return list(torchvision_weights(spec).meta["categories"]) if spec.pretrained else None
     try:
         labels = [line.strip() for line in spec.labels.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from . import pretrained
 
 
 class ModelSpec(BaseModel):
@@ -18,11 +20,18 @@ class ModelSpec(BaseModel):
         description='"torchvision:NAME", "torchscript:PATH" or "python:pkg.mod:factory"; for text models '
         '"transformers:DIR" or "python:pkg.mod:factory" returning (model, tokenizer)'
     )
-    weights: Path | None = None  # a state_dict; None = random weights (benchmarks only)
+    weights: Path | None = None  # a state_dict; None = random weights (benchmarks only), unless `pretrained`
+    pretrained: str | None = Field(
+        None, description='torchvision\'s weights enum member, from weights = "torchvision:DEFAULT" or "...:NAME"'
+    )
     num_classes: int = Field(gt=0)
     labels: Path | None = None
     input_size: tuple[int, int] = (224, 224)
     resize: Literal["exact", "shorter_side"] = "exact"
+    resize_size: int | None = Field(
+        None, gt=0, description="shorter_side: the shorter side is scaled to this before the centre crop"
+    )
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     target_layer: str | None = None
@@ -32,6 +41,25 @@ class ModelSpec(BaseModel):
     embedding_layer: str | None = Field(
         None, description="Module whose output is attributed; default: the model's input embeddings."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _torchvision_weights(cls, data: Any) -> Any:
+        """weights = "torchvision:NAME": the weights' metadata fills the fields the TOML leaves out."""
+        if not isinstance(data, dict):
+            return data
+        weights = data.get("weights")
+        if isinstance(weights, str) and weights.startswith("torchvision:"):
+            data = {**data, "weights": None, "pretrained": weights.removeprefix("torchvision:")}
+        if data.get("pretrained") is None:
+            return data
+        scheme, _, name = str(data.get("architecture", "")).partition(":")
+        if scheme != "torchvision":
+            raise ValueError('weights = "torchvision:..." needs architecture = "torchvision:NAME"')
+        if data.get("weights") is not None:
+            raise ValueError("give a weights file or torchvision's weights, not both")
+        member = pretrained.resolve(name, str(data["pretrained"]))
+        return {**data, **pretrained.spec_defaults(member, data), "pretrained": member.name}
 
     @field_validator("architecture")
     @classmethod
@@ -67,6 +95,12 @@ class ModelSpec(BaseModel):
             raise ValueError("std must be positive")
         return self
 
+    @model_validator(mode="after")
+    def _crop_fits(self) -> ModelSpec:
+        if self.resize_size is not None and (self.resize != "shorter_side" or self.resize_size < max(self.input_size)):
+            raise ValueError('resize_size needs resize = "shorter_side" and must be at least input_size')
+        return self
+
     @property
     def channels(self) -> int:
         return len(self.mean)
@@ -80,7 +114,8 @@ def load_config(path: str | Path) -> list[ModelSpec]:
     specs = []
     for entry in data.get("models", []):
         for key in ("weights", "labels"):
-            if entry.get(key) is not None:
+            value = entry.get(key)
+            if value is not None and not (key == "weights" and str(value).startswith("torchvision:")):
                 entry[key] = str((path.parent / entry[key]).resolve())
         scheme, _, rest = str(entry.get("architecture", "")).partition(":")
         if scheme in ("torchscript", "transformers") and rest:

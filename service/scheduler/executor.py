@@ -40,11 +40,12 @@ def run_pass(
         x = x.contiguous(memory_format=torch.channels_last)
     input_grad = any(rows.input_grad for rows, _, _ in parts)
     layers = tuple(dict.fromkeys(layer for rows, _, _ in parts for layer in rows.layers))
+    recorded = tuple(dict.fromkeys(layer for rows, _, _ in parts for layer in rows.activations))
     guided = any(rows.guided for rows, _, _ in parts)  # the scheduler packs guided rows only together
     if input_grad or layers:
-        out = backward_pass(module, x, targets, objective, input_grad, layers, guided)
+        out = backward_pass(module, x, targets, objective, input_grad, layers, guided, recorded)
     else:
-        out = forward_pass(module, x, targets, objective)
+        out = forward_pass(module, x, targets, objective, recorded)
     results, offset = [], 0
     for (_, start, stop), length in zip(parts, lengths, strict=True):
         results.append(out.rows(offset, offset + stop - start, length))
@@ -60,13 +61,18 @@ def padded(inputs: list[Tensor], length: int) -> list[Tensor]:
     return [torch.nn.functional.pad(i, (0, 0, 0, length - i.shape[1])) for i in inputs]
 
 
-def forward_pass(module: nn.Module, x: Tensor, targets: Tensor, objective: Objective) -> PassOutput:
-    with torch.inference_mode():
+def forward_pass(
+    module: nn.Module, x: Tensor, targets: Tensor, objective: Objective, recorded: tuple[str, ...] = ()
+) -> PassOutput:
+    """`recorded`: layers whose outputs the pass returns (forward-only CAM methods)."""
+    with ExitStack() as stack, torch.inference_mode():
+        captured = {name: stack.enter_context(capture_outputs(find_module(module, name))) for name in recorded}
         logits = module(x)
         resolved = resolve(logits, targets)
         scores = score(logits, resolved, objective)
     # Clones leave inference mode: plans keep these tensors and use them in later (autograd) passes.
-    return PassOutput(logits.clone(), resolved.clone(), scores.clone())
+    activations = {name: outs[-1].clone() for name, outs in captured.items() if outs}
+    return PassOutput(logits.clone(), resolved.clone(), scores.clone(), activations=activations)
 
 
 def backward_pass(
@@ -77,11 +83,14 @@ def backward_pass(
     input_grad: bool,
     layers: tuple[str, ...],
     guided: bool = False,
+    recorded: tuple[str, ...] = (),
 ) -> PassOutput:
+    """dS/dx if `input_grad`, and the outputs of `layers` with dS/d(output); `recorded` layers' outputs only."""
     with ExitStack() as stack, torch.enable_grad():
         if guided:
             stack.enter_context(guided_relus(module))
-        captured = {name: stack.enter_context(capture_outputs(find_module(module, name))) for name in layers}
+        hooked = tuple(dict.fromkeys(layers + recorded))
+        captured = {name: stack.enter_context(capture_outputs(find_module(module, name))) for name in hooked}
         # The input requires grad even for layer-only passes, so that the layers' outputs are in the graph
         # when the model's weights are frozen.
         xr = x.detach().requires_grad_(True)
@@ -89,10 +98,11 @@ def backward_pass(
         resolved = resolve(logits, targets)
         scores = score(logits, resolved, objective)
         activations = {name: outs[-1] for name, outs in captured.items() if outs}
-        wrt = ([xr] if input_grad else []) + list(activations.values())
+        differentiated = [name for name in layers if name in activations]
+        wrt = ([xr] if input_grad else []) + [activations[name] for name in differentiated]
         grads = torch.autograd.grad(scores.sum(), wrt)
     input_grads = grads[0] if input_grad else None
-    layer_grads = dict(zip(activations, grads[1:] if input_grad else grads, strict=True))
+    layer_grads = dict(zip(differentiated, grads[1:] if input_grad else grads, strict=True))
     return PassOutput(
         logits.detach(),
         resolved,

@@ -65,6 +65,7 @@ def merged(groups: list[tuple[PlanState, Rows]]) -> Slot:
         input_grad=any(r.input_grad for _, r in groups),
         layers=tuple(dict.fromkeys(layer for _, r in groups for layer in r.layers)),
         clean=True,
+        activations=tuple(dict.fromkeys(layer for _, r in groups for layer in r.activations)),
     )
     return Slot(rows, [p for p, _ in groups])
 

@@ -148,10 +148,11 @@ def test_openapi_declares_both_schemes_on_the_keyed_routes(client):
     assert schemes["apiKey"] == {**schemes["apiKey"], "type": "apiKey", "in": "header", "name": "X-API-Key"}
     for path, operations in document["paths"].items():
         for operation in operations.values():
-            keyed = path.startswith("/v1/")
+            v2 = path == "/v2" or path.startswith("/v2/")
+            keyed = path.startswith("/v1/") or (v2 and not path.startswith("/v2/health/"))
             assert ("security" in operation) == keyed, path
             if keyed:
                 assert operation["security"] == [{"bearer": []}, {"apiKey": []}]
                 assert operation["responses"]["401"]["content"]["application/json"]["schema"] == {
-                    "$ref": "#/components/schemas/ErrorBody"
+                    "$ref": f"#/components/schemas/{'ErrorV2' if v2 else 'ErrorBody'}"
                 }

@@ -102,8 +102,8 @@ def inputs(photos) -> Inputs:
         "truncated.webp": photos["chelsea.webp"].data[: len(photos["chelsea.webp"].data) // 2],
         "header-only.png": photos["flower.png"].data[:33],
         "text.txt": b"hello, this is not an image",
-        "image.gif": encoded(small, "GIF"),
-        "image.bmp": encoded(small, "BMP"),
+        "image.pcx": encoded(small, "PCX"),
+        "image.tga": encoded(small, "TGA"),
         "bomb.png": png_claiming(100_000, 100_000),
         "too-many-pixels.png": encoded(np.zeros((1001, 2000, 3), np.uint8), "PNG"),  # 2.002 M > 2 M
         "too-many-bytes.png": b"\0" * (2 * 2**20 + 1),
@@ -150,7 +150,7 @@ CORPUS = [
     Bad("path-like model name", 404, "not_found", explain("/v1/models/../../etc/explain")),
     Bad("unknown method", 404, "unknown_method", explain(method="lime"), "method.name"),
     Bad("unknown method in an object", 404, "unknown_method", explain(method={"name": "shap"}), "method.name"),
-    Bad("unknown path", 404, "not_found", lambda i: ("GET", "/v2/models", {})),
+    Bad("unknown path", 404, "not_found", lambda i: ("GET", "/v3/models", {})),  # /v2 is the v2 protocol
     Bad("GET on explain", 405, "method_not_allowed", lambda i: ("GET", EXPLAIN, {})),
     # Method parameters.
     Bad("method without a name", 422, "invalid_parameter", explain(method={"steps": 4}), "method.name"),
@@ -205,8 +205,8 @@ CORPUS = [
     Bad("truncated JPEG", 422, "invalid_image", explain(images=image("truncated.jpg")), "images.0"),
     Bad("truncated WebP", 422, "invalid_image", explain(images=image("truncated.webp")), "images.0"),
     Bad("PNG header only", 422, "invalid_image", explain(images=image("header-only.png")), "images.0"),
-    Bad("GIF", 422, "invalid_image", explain(images=image("image.gif")), "images.0"),
-    Bad("BMP", 422, "invalid_image", explain(images=image("image.bmp")), "images.0"),
+    Bad("PCX", 422, "invalid_image", explain(images=image("image.pcx")), "images.0"),
+    Bad("TGA", 422, "invalid_image", explain(images=image("image.tga")), "images.0"),
     Bad("bad second image", 422, "invalid_image", explain(images=lambda i: [i.good, i.b64("text.txt")]), "images.1"),
     Bad("data URL of text", 422, "invalid_image", explain(images=lambda i: ["data:image/png;base64,aGVsbG8="]), ANY),
     Bad("decompression bomb", 413, "payload_too_large", explain(images=image("bomb.png")), "images.0"),

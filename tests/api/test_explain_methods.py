@@ -16,6 +16,7 @@ METHODS = [
     {"name": "integrated_gradients", "steps": 4},
     {"name": "smoothgrad", "samples": 3, "seed": 5},
     {"name": "occlusion", "window": 16, "stride": 16},
+    "eigencam",  # forward-only, beside methods with gradients (Score-CAM: test_forward_only_cams.py)
 ]
 OUTPUT = {"saliency": "float32", "heatmap": True, "overlay": True}
 
@@ -105,7 +106,7 @@ def test_single_method_responses_keep_their_shape(explain_json, photos):
     assert set(body["results"][0]) == fields | {"faithfulness"}
     assert body["results"][0]["tokens"] is None and body["results"][0]["html"] is None  # text models' fields
     assert body["results"][0]["faithfulness"] is None  # only with `evaluate`
-    assert body["method"] == {"name": "gradcam", "layer": None}
+    assert body["method"] == {"name": "gradcam", "layer": "layer4"}  # the layer actually used
 
 
 def test_multipart_takes_methods_in_the_spec_part(client, photos):

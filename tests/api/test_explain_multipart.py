@@ -40,7 +40,7 @@ def test_spec_may_also_be_a_file_part(client, photos):
     spec = ("spec.json", json.dumps({"method": "gradcam", "top_k": 1}).encode(), "application/json")
     response = client.post(EXPLAIN, files=[*image_parts(photos["chelsea.jpg"]), ("spec", spec)])
     assert response.status_code == 200, response.text
-    assert response.json()["method"] == {"name": "gradcam", "layer": None}
+    assert response.json()["method"] == {"name": "gradcam", "layer": "layer4"}
     assert len(response.json()["results"][0]["predictions"]) == 1
 
 
@@ -48,7 +48,7 @@ def test_plain_form_fields_set_method_and_top_k(client, photos):
     response = client.post(EXPLAIN, files=image_parts(photos["chelsea.jpg"]), data={"method": "gradcam", "top_k": "3"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["method"] == {"name": "gradcam", "layer": None}
+    assert body["method"] == {"name": "gradcam", "layer": "layer4"}  # the layer actually used
     assert len(body["results"][0]["predictions"]) == 3
 
 

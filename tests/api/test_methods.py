@@ -34,13 +34,16 @@ def test_each_method_describes_itself(methods, name):
         "output",
         "modalities",
         "guided_relu",
+        "uses_target",
     }
     assert info["capabilities"]["modalities"] == list(explainer.capabilities.modalities)
     assert "image" in info["capabilities"]["modalities"]
     assert info["parameters"] == explainer.params_model.model_json_schema()
     assert info["parameters"]["type"] == "object"
     assert info["parameters"].get("additionalProperties") is False  # unknown parameters are refused
-    passes = info["passes_per_image"]
+    passes = dict(info["passes_per_image"])
+    per_channel = passes.pop("forward_per_layer_channel", 0)  # Score-CAM: one more pass per channel
+    assert per_channel == explainer.cost(explainer.params_model(), (224, 224)).forward_per_channel
     assert passes == {"forward": passes["forward"], "backward": passes["backward"]} and passes["forward"] >= 1
     # Backward passes exactly when the method needs gradients.
     assert (passes["backward"] > 0) == info["capabilities"]["needs_gradients"]
@@ -55,12 +58,27 @@ def test_capabilities_tell_the_methods_apart(methods):
         "output": "cam",
         "modalities": ["image"],
         "guided_relu": False,
+        "uses_target": True,
     }
     assert methods["guided_backprop"]["capabilities"]["guided_relu"] is True
     assert methods["integrated_gradients"]["capabilities"]["convergence_delta"] is True
     assert methods["integrated_gradients"]["capabilities"]["multiplies_by_inputs"] is True
     assert methods["occlusion"]["capabilities"]["needs_gradients"] is False
     assert methods["occlusion"]["passes_per_image"]["backward"] == 0
+    # The forward-only CAMs: Score-CAM's passes scale with the layer's channels; Eigen-CAM has no target.
+    assert methods["scorecam"]["passes_per_image"] == {"forward": 1, "backward": 0, "forward_per_layer_channel": 1}
+    assert methods["eigencam"]["passes_per_image"] == {"forward": 1, "backward": 0}
+    for name in ("scorecam", "eigencam"):
+        capabilities = methods[name]["capabilities"]
+        assert (capabilities["needs_gradients"], capabilities["uses_layer"], capabilities["output"]) == (
+            False,
+            True,
+            "cam",
+        )
+        assert capabilities["modalities"] == ["image"]
+        assert methods[name]["parameters"] == methods["gradcam"]["parameters"]  # `layer`, as every CAM
+    assert methods["eigencam"]["capabilities"]["uses_target"] is False
+    assert methods["scorecam"]["capabilities"]["uses_target"] is True
 
 
 def test_parameter_schemas_carry_defaults_and_bounds(methods):

@@ -60,7 +60,11 @@ def test_document_covers_the_api():
         "/v1/models/{name}/explain",
     } <= set(document["paths"])
     explain = document["paths"]["/v1/models/{name}/explain"]["post"]
-    assert set(explain["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    raw = {f"image/{kind}" for kind in ("png", "jpeg", "webp", "gif", "bmp", "tiff")}
+    assert set(explain["requestBody"]["content"]) == {"application/json", "multipart/form-data", *raw}
+    query = {p["name"] for p in explain["parameters"] if p["in"] == "query"}
+    assert {"spec", "method", "target", "top_k", "output"} <= query  # a raw image's spec
+    assert {"X-Saliency-Target", "X-Saliency-Label"} <= set(explain["responses"]["200"]["headers"])
     assert "image/png" in explain["responses"]["200"]["content"]
     for status in ("404", "413", "415", "422", "503"):
         assert explain["responses"][status]["content"]["application/json"]["schema"] == {

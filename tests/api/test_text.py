@@ -108,6 +108,8 @@ def test_a_batch_of_texts_and_a_label_target(client):
     ("body", "status", "field"),
     [
         ({"texts": [TEXT], "method": "gradcam"}, 422, "method.name"),
+        ({"texts": [TEXT], "method": "scorecam"}, 422, "method.name"),  # before counting a layer's channels
+        ({"texts": [TEXT], "method": "eigencam"}, 422, "method.name"),
         ({"texts": [TEXT], "method": {"name": "integrated_gradients", "baseline": "black"}}, 422, "method.baseline"),
         ({"images": ["aGVsbG8="]}, 422, "images"),
         ({"texts": ["   "]}, 422, "texts.0"),

@@ -3,6 +3,7 @@ through hadolint, and the compose, nginx and Kubernetes files against each other
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -190,8 +191,6 @@ def test_inference_service_runs_the_same_image_as_a_custom_predictor(tmp_path: P
     assert container["name"] == "kserve-container"  # the name KServe looks for
     assert container["image"] == service_container()["image"]
     assert container["args"][0] == "serve"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     env = env_of(container)
     assert env["STORAGE_URI"]  # KServe's storage initializer downloads it to /mnt/models
@@ -202,6 +201,25 @@ def test_inference_service_runs_the_same_image_as_a_custom_predictor(tmp_path: P
     assert all(str(s.weights).startswith("/mnt/models/") for s in load_config(tmp_path / config.name))
     needed, granted = stop_budget(predictor, container)
     assert granted >= needed
+
+
+def test_inference_service_speaks_protocol_v2_and_probes_its_v2_health_endpoints() -> None:
+    """KServe takes a custom predictor's protocol from its PROTOCOL variable (v1 or v2, else the webhook
+    refuses it); the probes are the v2 health endpoints, which exist in the app and need no key."""
+    (container,) = the("InferenceService")["spec"]["predictor"]["containers"]
+    assert env_of(container)["PROTOCOL"] == "v2"
+    probes = {name: container[name]["httpGet"]["path"] for name in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert probes == {
+        "startupProbe": "/v2/health/live",
+        "livenessProbe": "/v2/health/live",
+        "readinessProbe": "/v2/health/ready",
+    }
+    port_names = {p.get("name") for p in container["ports"]} | {p["containerPort"] for p in container["ports"]}
+    assert all(container[name]["httpGet"]["port"] in port_names for name in probes)
+    document = json.loads((REPO / "openapi" / "openapi.json").read_text())
+    for path in probes.values():
+        assert "security" not in document["paths"][path]["get"], f"{path} must stay open for the kubelet"
+    assert "/v2/models/{name}/infer" in document["paths"]
 
 
 def test_inference_service_pod_fields_validate_as_a_pod() -> None:

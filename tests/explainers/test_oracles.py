@@ -99,19 +99,88 @@ def test_occlusion_matches_captum(registry, resnet18, oracle_model, x):
     close(result.attributions, expected)
 
 
+def pytorch_grad_cam_maps(reference: str, model: nn.Module, layer: str, x: Tensor, target=None) -> Tensor:
+    """pytorch-grad-cam's maps of TARGETS on a copy of the model: min-max scaled (and resized with cv2)."""
+    model = copy.deepcopy(model)
+    cam = getattr(grad_cam, reference)(model=model, target_layers=[dict(model.named_modules())[layer]])
+    target = target or model_targets.ClassifierOutputTarget
+    try:
+        expected = cam(input_tensor=x, targets=[target(t) for t in TARGETS])
+    finally:
+        cam.activations_and_grads.release()
+    assert expected.max() > 0, "all-zero maps (every CAM negative before its ReLU) would not test much"
+    return torch.from_numpy(expected)
+
+
+def assert_same_scaled_maps(result: Tensor, expected: Tensor) -> None:
+    torch.testing.assert_close(normalize(result, "minmax"), expected, rtol=0, atol=1e-4)
+
+
 @pytest.mark.parametrize("layer", ["layer4", "layer3"])  # 2x2 and 4x4 maps
 @pytest.mark.parametrize(
     ("method", "reference"),
     [("gradcam", "GradCAM"), ("gradcam_pp", "GradCAMPlusPlus"), ("xgradcam", "XGradCAM"), ("layercam", "LayerCAM")],
 )
-def test_cam_matches_pytorch_grad_cam(registry, resnet18, oracle_model, x, method, reference, layer):
-    """pytorch-grad-cam min-max scales each map (and resizes with cv2), so compare the scaled maps."""
-    module = dict(oracle_model.named_modules())[layer]
-    cam = getattr(grad_cam, reference)(model=oracle_model, target_layers=[module])
-    try:
-        expected = cam(input_tensor=x, targets=[model_targets.ClassifierOutputTarget(t) for t in TARGETS])
-    finally:
-        cam.activations_and_grads.release()
-    ours_scaled = normalize(ours(registry, method, resnet18, x, layer=layer).attributions, "minmax")
-    torch.testing.assert_close(ours_scaled, torch.from_numpy(expected), rtol=0, atol=1e-4)
-    assert expected.max() > 0, "all-zero maps (every CAM negative before its ReLU) would not test much"
+def test_cam_matches_pytorch_grad_cam(registry, resnet18, x, method, reference, layer):
+    expected = pytorch_grad_cam_maps(reference, resnet18, layer, x)
+    assert_same_scaled_maps(ours(registry, method, resnet18, x, layer=layer).attributions, expected)
+
+
+class SmallCnn(nn.Module):
+    """A random CNN at 32x32: layers of 8 channels (16x16, signed: a convolution) and 16 (8x8, after ReLU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+        )
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+@pytest.fixture(scope="module")
+def small_cnn() -> nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(4)
+        net = SmallCnn()
+        net.features[3].running_mean.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+# (model, layer): two layers of the small CNN; resnet18's layer2 for Score-CAM (128 channels: 128 passes per
+# image), and layer3 and layer4 for Eigen-CAM (layer4: 2x2 maps of 512 channels, more channels than positions)
+FORWARD_ONLY_CASES = [
+    ("scorecam", "ScoreCAM", "small", "features.0"),
+    ("scorecam", "ScoreCAM", "small", "features.4"),
+    ("scorecam", "ScoreCAM", "resnet18", "layer2"),
+    ("eigencam", "EigenCAM", "small", "features.0"),
+    ("eigencam", "EigenCAM", "small", "features.4"),
+    ("eigencam", "EigenCAM", "resnet18", "layer3"),
+    ("eigencam", "EigenCAM", "resnet18", "layer4"),
+]
+
+
+@pytest.mark.parametrize(("method", "reference", "model_name", "layer"), FORWARD_ONLY_CASES)
+def test_forward_only_cams_match_pytorch_grad_cam(registry, resnet18, small_cnn, method, reference, model_name, layer):
+    model, size = (resnet18, 64) if model_name == "resnet18" else (small_cnn, 32)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(5))
+    expected = pytorch_grad_cam_maps(reference, model, layer, x)
+    result = ours(registry, method, model, x, ExplainContext(chunk_size=16), layer=layer).attributions
+    assert_same_scaled_maps(result, expected)
+    assert not torch.equal(expected[0], expected[1])
+
+
+def test_scorecam_with_probability_is_pytorch_grad_cams_softmax_target(registry, small_cnn):
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    softmax_target = model_targets.ClassifierOutputSoftmaxTarget
+    expected = pytorch_grad_cam_maps("ScoreCAM", small_cnn, "features.4", x, softmax_target)
+    ctx = ExplainContext(objective="probability")
+    assert_same_scaled_maps(ours(registry, "scorecam", small_cnn, x, ctx, layer="features.4").attributions, expected)
+    by_logit = ours(registry, "scorecam", small_cnn, x, layer="features.4").attributions
+    assert not torch.allclose(normalize(by_logit, "minmax"), expected, atol=1e-3)  # the objective matters

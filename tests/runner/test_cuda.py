@@ -27,6 +27,8 @@ METHODS = [
     "gradcam_pp",
     {"name": "smoothgrad", "samples": 4, "seed": 3},
     {"name": "occlusion", "window": 16, "stride": 16},
+    {"name": "scorecam", "layer": "layer2"},  # forward-only masked rows built on the device
+    "eigencam",  # the SVD runs on the CPU, on the device's activations
 ]
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ...errors import InvalidInput
 from ...explainers import Cost, Explainer, Explanation
+from ...explainers.postprocess import Reduce, reduce_channels
 from ...models import LoadedModel
 from ...settings import Settings
 from ..base import Batch, Codec
@@ -61,3 +63,10 @@ class ImageCodec(Codec):
 
     def render(self, batch: Batch, results: list[Explanation], explainers: list[Explainer], output: OutputOptions):
         return render(batch.items, results, explainers, output)
+
+    def reduction(self, explainer: Explainer) -> Reduce:
+        return admission.DEFAULTS[0]
+
+    def scores(self, batch: Batch, result: Explanation, explainer: Explainer) -> list[np.ndarray]:
+        maps = reduce_channels(result.attributions.float(), self.reduction(explainer))
+        return [m.numpy() for m in maps]

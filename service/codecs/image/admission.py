@@ -31,6 +31,8 @@ FIXED = 24 * 2**20  # objects, small tensors, allocator slack (a 64x48 request g
 REQUEST_COPIES = 4  # per encoded image byte: the body, its parsed base64 text, the decoded bytes
 # Decoding one image and making its model input, over the decoded picture and its RGB copy: PNG and JPEG
 # 0.7-1.7 B/px more (RGB 8.7 B/px, L 6.6), WebP 9.6 (libwebp's own buffer), 16-bit grey 12.4 (to_8_bit).
+# GIF, BMP and TIFF (raw, LZW, deflate, JPEG, 16-bit RGB) grew as much as PNG did (RGB 9.4-9.6 B/px in all, a
+# GIF 6.4); 16-bit grey and float TIFF 17.1, in all (to_8_bit).
 DECODE_EXTRA = {"WEBP": 11.0, "deep": 13.0, "other": 2.5}
 # Per input-size pixel and channel: the image tensors and the batch (2), and per map its attributions, the
 # method's accumulators and the reduced and normalized maps (4).

@@ -1,4 +1,8 @@
-"""Client bytes -> Pillow images, refusing what is not a whole, reasonably sized PNG/JPEG/WebP."""
+"""Client bytes -> Pillow images, refusing what is not a whole, reasonably sized image in a known format.
+
+Multi-frame files (animated GIF, WebP and PNG, multi-page TIFF) give their first frame: Pillow reads only the
+first frame's header on open and decodes only that frame, so the other frames cost nothing, however many.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,11 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ...errors import InvalidImage, PayloadTooLarge
 
-FORMATS = ("PNG", "JPEG", "WEBP")
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# Modes these formats open as that become the RGB or grey picture they show; TIFF's LAB and premultiplied
+# grey+alpha ("La") have no conversion in Pillow.
+MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "F", *SIXTEEN_BIT_GREY}
 _DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.ASCII)
 
 
@@ -32,10 +39,18 @@ def b64_to_bytes(text: str, field: str, max_bytes: int) -> bytes:
 
 
 def to_8_bit(image: Image.Image) -> Image.Image:
-    """16-bit greyscale as "L", v / 257 rounded: Pillow's convert("L") clips it at 255, a white picture.
+    """Wide greyscale as "L" by its real range: 16-bit v / 65535 and float v (clipped to [0, 1]), times 255,
+    rounded. Pillow's convert("L") would clip both at 255: a white picture, or a black one for floats.
 
-    Pillow reads 16-bit RGB(A) and grey+alpha PNGs as 8-bit already (their high byte); only grey stays wide.
+    "I" (32-bit) is read as 16-bit values, clipped to [0, 65535]; NaN is 0. Pillow reads 16-bit RGB(A) and
+    grey+alpha as 8-bit already (their high byte); only grey stays wide.
     """
+    if image.mode == "F":
+        values = np.array(image, dtype=np.float32)  # one copy, then in place: a float image is 4 B/px each
+        np.nan_to_num(values, copy=False, nan=0.0)
+        np.clip(values, 0.0, 1.0, out=values)
+        values *= 255
+        return Image.fromarray(np.rint(values, out=values).astype(np.uint8))
     if image.mode not in SIXTEEN_BIT_GREY:
         return image
     values = np.clip(np.asarray(image), 0, 65535).astype(np.uint32)  # "I" is 32-bit signed
@@ -58,12 +73,15 @@ def opened(data: bytes, field: str, max_bytes: int, max_pixels: int) -> Iterator
                     raise PayloadTooLarge(
                         f"image is {image.width}x{image.height} pixels, over the {max_pixels}-pixel limit", field
                     )
+                if image.mode not in MODES:
+                    raise InvalidImage(f"{image.format} images in mode {image.mode} are not supported", field)
                 yield image
     except UnidentifiedImageError:
         raise InvalidImage(f"not an image in a supported format ({', '.join(FORMATS)})", field) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PayloadTooLarge("image is too many pixels (decompression bomb)", field) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    # Corrupt TIFF tags (offsets, counts) also surface as OverflowError and TypeError from Pillow's decoder setup.
+    except (OSError, SyntaxError, ValueError, EOFError, OverflowError, TypeError) as exc:
         raise InvalidImage(f"image cannot be decoded (truncated or corrupt): {exc}", field) from None
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ...errors import InvalidInput, PayloadTooLarge
 from ...explainers import Cost, Explainer, Explanation
+from ...explainers.postprocess import Reduce
 from ...models import LoadedModel
 from ...models.text import TextClassifier, rows_of
 from ...settings import Settings
 from ..base import Batch, Codec
 from ..options import OutputOptions
-from .render import render
+from .render import defaults, render, token_scores
 
 
 class TextCodec(Codec):
@@ -73,3 +76,10 @@ class TextCodec(Codec):
 
     def render(self, batch: Batch, results: list[Explanation], explainers: list[Explainer], output: OutputOptions):
         return render(batch.items, results, explainers, output)
+
+    def reduction(self, explainer: Explainer) -> Reduce:
+        return defaults(explainer)[0]
+
+    def scores(self, batch: Batch, result: Explanation, explainer: Explainer) -> list[np.ndarray]:
+        per_token = token_scores(result.attributions.float(), self.reduction(explainer))
+        return [per_token[i, : len(item["tokens"])].numpy() for i, item in enumerate(batch.items)]

@@ -1,0 +1,78 @@
+"""A parsed v2 call through the protocol-neutral core (core.predict, or core.explain with the `explain`
+parameter) -> the response's JSON object and binary outputs."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from ... import core
+from ...codecs.options import OutputOptions
+from ...errors import InvalidInput, within_field
+from .parse import Call
+from .tensors import output
+
+
+async def run(services: core.Services, model: str, call: Call) -> tuple[dict[str, Any], list[bytes]]:
+    if call.explain is None:
+        predicted = await core.predict(services, model, call.field, call.inputs, top_k=1)
+        return response(model, call, predicted.logits, None, None)
+    spec = call.explain
+    prefix = "parameters.explain"
+    options = OutputOptions(saliency="float32", reduce=spec.output.reduce, normalize=spec.output.normalize)
+    # The core names these fields from a v1 request's root; here they sit in the explain parameter.
+    with within_field("method", f"{prefix}.method"), within_field("target", f"{prefix}.target"):
+        with within_field("output", f"{prefix}.output"):
+            explained = await core.explain(
+                services,
+                model,
+                call.field,
+                call.inputs,
+                [spec.method],
+                target=spec.target,
+                objective=spec.objective,
+                top_k=1,
+                output=options,
+            )
+    method = explained.methods[0]
+    services.runner.metrics.images.labels(model, method["name"]).inc(len(explained.maps))
+    # The same float32 maps that v1's explain returns, one per input: [N, H, W] (or [N, C, H, W]).
+    saliency = np.stack([array_of(maps[0]["saliency"]) for maps in explained.maps])
+    echo = {"method": method, "objective": explained.objective, "target": [t.index for t in explained.targets]}
+    return response(model, call, explained.logits, saliency, echo)
+
+
+def array_of(encoded: dict[str, Any]) -> np.ndarray:
+    """A map as the codecs encode it for every protocol (service/codecs/arrays.py), as float32."""
+    assert encoded["dtype"] == "float32"
+    return np.frombuffer(base64.b64decode(encoded["data"]), dtype="<f4").reshape(encoded["shape"])
+
+
+def response(
+    model: str, call: Call, logits: Tensor | None, saliency: np.ndarray | None, echo: dict[str, Any] | None
+) -> tuple[dict[str, Any], list[bytes]]:
+    assert logits is not None
+    logits = logits.float().cpu()
+    values = {"logits": logits.numpy(), "probabilities": logits.softmax(dim=1).numpy(), "saliency": saliency}
+    outputs, binary = [], []
+    for name, as_binary in call.outputs:
+        array = values[name]
+        assert array is not None  # parse offers saliency only with the explain parameter
+        if not np.isfinite(array).all():
+            # Only tensor inputs can do this (huge finite values overflow inside the model).
+            raise InvalidInput(
+                f"the model's {name} are not finite for these inputs: are they in its input space?", call.field
+            )
+        tensor, data = output(name, array, as_binary)
+        outputs.append(tensor)
+        if data is not None:
+            binary.append(data)
+    body: dict[str, Any] = {"model_name": model, "outputs": outputs}
+    if call.id is not None:
+        body["id"] = call.id
+    if echo is not None:
+        body["parameters"] = {"explain": echo}
+    return body, binary

@@ -1,0 +1,161 @@
+"""The client's results: the v1 JSON as dataclasses, with maps as numpy arrays and PNGs as PIL images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .convert import decode_array, open_png, png_bytes
+from .errors import ServiceError
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class of one input."""
+
+    index: int
+    label: str | None
+    probability: float
+    logit: float
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token of a text: its characters and offsets in the text (None for special tokens) and its score."""
+
+    text: str
+    start: int | None
+    end: int | None
+    special: bool
+    score: float | None
+
+
+@dataclass(frozen=True)
+class Faithfulness:
+    """A deletion or insertion curve of one map, its AUC and a random ranking's."""
+
+    auc: float
+    random_auc: float
+    curve: list[float]
+
+
+@dataclass
+class Explanation:
+    """One method's map of one input. `saliency` keeps the dtype the server sent (float32, float16 or uint8);
+    `saliency_range` is the (min, max) of the map before that encoding."""
+
+    method: dict[str, Any]
+    saliency: np.ndarray | None
+    saliency_range: tuple[float, float] | None
+    heatmap_png: bytes | None
+    overlay_png: bytes | None
+    diagnostics: dict[str, float | int]
+    tokens: list[Token] | None = None
+    html: str | None = None
+    faithfulness: dict[str, Faithfulness] | None = None
+
+    @cached_property
+    def heatmap(self) -> Image.Image | None:
+        return open_png(self.heatmap_png)
+
+    @cached_property
+    def overlay(self) -> Image.Image | None:
+        return open_png(self.overlay_png)
+
+
+@dataclass
+class ExplainResult:
+    """One input: its top predictions, the class explained, and one explanation per method."""
+
+    predictions: list[Prediction]
+    target: Prediction
+    explanations: list[Explanation]
+
+    @property
+    def explanation(self) -> Explanation:
+        """The explanation of a one-method request."""
+        if len(self.explanations) != 1:
+            raise ValueError(f"{len(self.explanations)} explanations (one per method): use .explanations")
+        return self.explanations[0]
+
+
+@dataclass
+class Explained:
+    """An explain call's answer: one result per input, in order."""
+
+    model: str
+    methods: list[dict[str, Any]]
+    objective: str
+    results: list[ExplainResult]
+    timing_ms: dict[str, float]
+    request_id: str | None = None
+
+    @property
+    def method(self) -> dict[str, Any]:
+        """The method of a one-method request, with every parameter the server filled in."""
+        if len(self.methods) != 1:
+            raise ValueError(f"{len(self.methods)} methods: use .methods")
+        return self.methods[0]
+
+
+@dataclass
+class Predicted:
+    """A predict call's answer: the top predictions of each input, in order."""
+
+    model: str
+    predictions: list[list[Prediction]]
+    timing_ms: dict[str, float]
+    request_id: str | None = None
+
+
+def parse_explained(body: dict[str, Any], request_id: str | None = None) -> Explained:
+    """The JSON of /explain, single-method (`method`, fields on each result) or several (`methods`)."""
+    try:
+        several = "methods" in body
+        methods = body["methods"] if several else [body["method"]]
+        results = []
+        for item in body["results"]:
+            entries = item["explanations"] if several else [{**item, "method": methods[0]}]
+            results.append(
+                ExplainResult(
+                    predictions=[Prediction(**p) for p in item["predictions"]],
+                    target=Prediction(**item["target"]),
+                    explanations=[explanation(entry) for entry in entries],
+                )
+            )
+        return Explained(body["model"], methods, body["objective"], results, body["timing_ms"], request_id)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise invalid(exc, request_id) from None
+
+
+def explanation(entry: dict[str, Any]) -> Explanation:
+    saliency = entry.get("saliency")
+    tokens, faithfulness = entry.get("tokens"), entry.get("faithfulness")
+    return Explanation(
+        method=entry["method"],
+        saliency=decode_array(saliency) if saliency is not None else None,
+        saliency_range=(saliency["min"], saliency["max"]) if saliency is not None else None,
+        heatmap_png=png_bytes(entry.get("heatmap_png")),
+        overlay_png=png_bytes(entry.get("overlay_png")),
+        diagnostics=entry.get("diagnostics", {}),
+        tokens=[Token(**t) for t in tokens] if tokens is not None else None,
+        html=entry.get("html"),
+        faithfulness={k: Faithfulness(**v) for k, v in faithfulness.items()} if faithfulness is not None else None,
+    )
+
+
+def parse_predicted(body: dict[str, Any], request_id: str | None = None) -> Predicted:
+    try:
+        predictions = [[Prediction(**p) for p in item["predictions"]] for item in body["results"]]
+        return Predicted(body["model"], predictions, body["timing_ms"], request_id)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise invalid(exc, request_id) from None
+
+
+def invalid(exc: Exception, request_id: str | None) -> ServiceError:
+    what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+    return ServiceError("invalid_response", f"not a v1 response: {what}", request_id=request_id)

@@ -1,0 +1,100 @@
+"""A live server for the v2 tests: `python -m service.cli serve` on the trained demo model, over TCP, so that
+the real tritonclient (geventhttpclient) talks to it; and demo images it classifies."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+import service.demo
+from service.demo import shapes
+
+STARTUP_SECONDS = 120  # importing torch on a busy 2-core machine is slow
+DEMO = Path(service.demo.__file__).parent
+
+
+@dataclass(frozen=True)
+class Live:
+    url: str  # http://127.0.0.1:PORT
+    log: Path
+
+    @property
+    def host(self) -> str:
+        return self.url.removeprefix("http://")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="package")
+def live_server(tmp_path_factory) -> Iterator[Live]:
+    """The demo `shapes` CNN (trained weights, 96x96) served by a real server process."""
+    folder = tmp_path_factory.mktemp("v2-live")
+    config = folder / "models.toml"
+    config.write_text(
+        "[[models]]\n"
+        'name = "shapes"\n'
+        'architecture = "python:service.demo.net:shapes_cnn"\n'
+        f'weights = "{DEMO / "shapes.pt"}"\n'
+        f'labels = "{DEMO / "labels.txt"}"\n'
+        "num_classes = 4\n"
+        "input_size = [96, 96]\n"
+        "mean = [0.5, 0.5, 0.5]\n"
+        "std = [0.25, 0.25, 0.25]\n"
+        'target_layer = "block4"\n'
+    )
+    port = free_port()
+    log = folder / "server.log"
+    env = {**os.environ, "SALIENCY_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "service.cli", "serve", "--config", str(config), "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            assert process.poll() is None, f"server exited early:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"server did not start:\n{log.read_text()}"
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield Live(url, log)
+    finally:
+        process.kill()
+        process.wait()
+
+
+@dataclass(frozen=True)
+class DemoImages:
+    pixels: np.ndarray  # uint8 (N, 96, 96, 3)
+    labels: np.ndarray  # the class drawn in each
+    png: list[bytes]
+
+
+@pytest.fixture(scope="package")
+def demo_images() -> DemoImages:
+    """Three demo pictures (a seeded draw of the training distribution) as PNG files."""
+    samples = shapes.generate(3, seed=123)
+    files = []
+    for pixels in samples.images:
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG")
+        files.append(buf.getvalue())
+    return DemoImages(samples.images, samples.labels, files)

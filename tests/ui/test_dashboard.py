@@ -1,0 +1,272 @@
+"""The dashboard in a real browser (Debian's chromium driven by Playwright) against a real server with the demo
+models and an API key: the key prompt, two maps from an uploaded image, opacity and colormap redrawn without a
+request (pixel for pixel the server's own overlays), progress, the model comparison, text highlighting and
+the sanity-check curves. Screenshots go to $SALIENCY_UI_ARTIFACTS (else a temporary folder; the path is
+printed): look at them."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import colormaps
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from service.demo import samples
+
+READY = "body[data-ready=true]"
+
+SAMPLES = samples.image_samples(8, seed=0)  # what the page shows (GET /v1/demo/samples?n=8)
+DEMO = SAMPLES[1]  # a watermarked shape
+
+
+@pytest.fixture(scope="module")
+def demo_png(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("upload") / "demo.png"
+    path.write_bytes(DEMO.png)
+    return path
+
+
+def choose_methods(page: Page, names: list[str]) -> None:
+    for row in page.locator(".method-row").all():
+        box = row.locator("label input[type=checkbox]")
+        box.set_checked(row.get_attribute("data-method") in names)
+
+
+def canvases(page: Page) -> list[dict]:
+    """Every map on the page: its column's model, its method and its RGBA pixels."""
+    found = page.evaluate(
+        """() => [...document.querySelectorAll('.column canvas.map')].map((canvas) => ({
+            model: canvas.closest('.column').dataset.model,
+            method: canvas.closest('.card').dataset.method,
+            width: canvas.width,
+            height: canvas.height,
+            data: Array.from(canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data),
+        }))"""
+    )
+    for item in found:
+        item["pixels"] = np.array(item.pop("data"), dtype=np.uint8).reshape(item["height"], item["width"], 4)
+    return found
+
+
+def server_overlays(api, png: bytes, methods: list, colormap: str, alpha: float, model: str = "shapes") -> dict:
+    """The server's own overlay PNGs of the same image, per method, as RGB arrays."""
+    output = {"saliency": "none", "overlay": True, "colormap": colormap, "alpha": alpha, "size": "original"}
+    body = {"images": [base64.b64encode(png).decode()], "methods": methods, "output": output}
+    response = api.post(f"/v1/models/{model}/explain", json=body)
+    assert response.status_code == 200, response.text
+    return {
+        e["method"]["name"]: np.asarray(Image.open(io.BytesIO(base64.b64decode(e["overlay_png"]))).convert("RGB"))
+        for e in response.json()["results"][0]["explanations"]
+    }
+
+
+def run(page: Page, cards: int, selector: str = ".column .card") -> None:
+    page.click("#run")
+    page.wait_for_function(f"() => document.querySelectorAll('{selector}').length === {cards}", timeout=120_000)
+    assert page.inner_text("#error") == ""
+
+
+def test_the_key_is_asked_once_and_kept_for_the_browser_session(browser, server, api_key, shot):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.goto(f"{server}/")
+    expect(page.locator("#key-dialog")).to_be_visible()
+    page.fill("#key-input", "not-the-key")
+    page.click("#key-save")
+    expect(page.locator("#key-message")).to_contain_text("did not accept")
+    expect(page.locator("#key-status")).to_have_text("")  # a refused key is not kept
+    shot(page, "api-key-prompt")
+    page.click("#key-dialog button[value=cancel]")
+    expect(page.locator("#error")).to_have_text("no API key given")
+    page.click("#key-button")  # asks again, and loads what was refused
+    page.fill("#key-input", api_key)
+    page.click("#key-save")
+    page.wait_for_selector(READY)
+    expect(page.locator("#error")).to_have_text("")
+    assert page.evaluate("() => sessionStorage.getItem('saliency-api-key')") == api_key
+    expect(page.locator("#key-status")).to_contain_text("set for this session")
+
+    sent = []
+    page.on("request", lambda request: sent.append(request) if "/v1/" in request.url else None)
+    page.reload()
+    page.wait_for_selector(READY)
+    assert not page.locator("#key-dialog").is_visible()
+    assert {request.url.split("/v1/")[1] for request in sent} == {"models", "methods", "demo/samples?n=8"}
+    assert all(request.headers.get("x-api-key") == api_key for request in sent)
+    page.click("#key-button")  # "Forget key"
+    assert page.evaluate("() => sessionStorage.getItem('saliency-api-key')") is None
+    context.close()
+
+
+def test_two_maps_of_an_upload_and_opacity_redraws_them_without_a_request(page, api, demo_png, shot):
+    page.set_input_files("#file", str(demo_png))
+    page.wait_for_function("() => document.getElementById('preview').src.startsWith('blob:')")
+    choose_methods(page, ["gradient", "gradcam"])
+    run(page, cards=2)
+    before = canvases(page)
+    shot(page, "explain-two-methods")
+    image = np.asarray(Image.open(demo_png).convert("RGB"))
+    expected = server_overlays(api, DEMO.png, ["gradient", "gradcam"], "jet", 0.5)
+    assert [m["method"] for m in before] == ["gradient", "gradcam"]
+    for drawn in before:
+        rgb = drawn["pixels"][..., :3]
+        assert rgb.shape == image.shape and (drawn["pixels"][..., 3] == 255).all()
+        assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 100  # not blank
+        assert (np.abs(rgb.astype(int) - image).max(axis=-1) > 20).mean() > 0.5  # a map is drawn over the image
+        np.testing.assert_array_equal(rgb, expected[drawn["method"]])  # the browser draws what the server draws
+    assert (before[0]["pixels"] != before[1]["pixels"]).any(axis=-1).mean() > 0.5
+
+    sent = []
+    page.on("request", lambda request: sent.append(request.url))
+    page.locator("#opacity").fill("0.9")
+    after_opacity = canvases(page)
+    page.select_option("#colormap", "viridis")
+    after_colormap = canvases(page)
+    shot(page, "explain-viridis-opacity-0.9")
+    assert sent == []
+    expected_jet = server_overlays(api, DEMO.png, ["gradient", "gradcam"], "jet", 0.9)
+    expected_viridis = server_overlays(api, DEMO.png, ["gradient", "gradcam"], "viridis", 0.9)
+    for old, new, newer in zip(before, after_opacity, after_colormap, strict=True):
+        assert (old["pixels"] != new["pixels"]).any(axis=-1).mean() > 0.5
+        np.testing.assert_array_equal(new["pixels"][..., :3], expected_jet[old["method"]])
+        np.testing.assert_array_equal(newer["pixels"][..., :3], expected_viridis[old["method"]])
+
+
+def test_a_target_picked_from_the_top_k_list_is_explained(page):
+    page.click("#samples .sample[data-index='0']")
+    page.wait_for_function("() => document.getElementById('preview').src.startsWith('blob:')")
+    choose_methods(page, ["gradcam"])
+    run(page, cards=1)
+    first, second = page.locator(".predictions button").all()[:2]
+    assert first.get_attribute("aria-pressed") == "true"
+    label = second.inner_text().split()[0]
+    second.click()
+    page.wait_for_function(
+        "(label) => document.querySelector('.card dd')?.textContent.startsWith(label + ',')", arg=label
+    )
+    assert page.input_value("#target") == second.get_attribute("data-index")
+    expect(page.locator(f".predictions button[data-index='{second.get_attribute('data-index')}']")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+
+
+def test_an_image_can_be_dropped_or_pasted(page, demo_png):
+    data = base64.b64encode(demo_png.read_bytes()).decode()
+    for event in ("drop", "paste"):
+        page.evaluate(
+            """([data, event]) => {
+                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                const transfer = new DataTransfer();
+                transfer.items.add(new File([bytes], `${event}.png`, { type: "image/png" }));
+                const init = { dataTransfer: transfer, clipboardData: transfer, bubbles: true, cancelable: true };
+                if (event === "drop") document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", init));
+                else document.dispatchEvent(new ClipboardEvent("paste", init));
+            }""",
+            [data, event],
+        )
+        expect(page.locator("#preview")).to_have_attribute("alt", f"{event}.png")
+    drawn = page.evaluate(
+        """async () => {
+            const image = document.getElementById("preview");
+            await image.decode();
+            const canvas = new OffscreenCanvas(image.naturalWidth, image.naturalHeight);
+            const context = canvas.getContext("2d");
+            context.drawImage(image, 0, 0);
+            return Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data);
+        }"""
+    )
+    pixels = np.array(drawn, dtype=np.uint8).reshape(96, 96, 4)[..., :3]
+    np.testing.assert_array_equal(pixels, np.asarray(Image.open(demo_png).convert("RGB")))  # what is sent
+
+
+def test_a_long_method_shows_its_progress(page):
+    page.click("#samples .sample[data-index='0']")
+    page.wait_for_function("() => document.getElementById('preview').src.startsWith('blob:')")
+    choose_methods(page, ["smoothgrad"])
+    page.fill(".method-row[data-method=smoothgrad] input[data-param=samples]", "1000")
+    page.click("#run")
+    # Between the first progress event and the result: part of the passes done.
+    page.wait_for_function(
+        "() => { const p = document.querySelector('.column progress'); return p && p.value > 0 && p.value < p.max; }",
+        timeout=60_000,
+    )
+    assert page.get_attribute(".column progress", "max") == "1001"  # SmoothGrad's passes: 1000 samples + 1
+    page.wait_for_selector(".column canvas.map", timeout=120_000)
+    assert page.locator(".column progress").count() == 0
+
+
+def test_the_comparison_shows_both_models_on_the_same_sample(page, api, shot):
+    page.click("button[data-view=compare]")
+    assert page.input_value("#model") == "shapes" and page.input_value("#model-b") == "shapes-watermark"
+    page.click("#samples .sample[data-index='1']")  # generated demo sample: a watermarked shape
+    page.wait_for_function("() => document.getElementById('preview').src.startsWith('blob:')")
+    choose_methods(page, ["gradient", "gradcam"])
+    run(page, cards=4)
+    shot(page, "compare-shapes-vs-watermark")
+    maps = canvases(page)
+    assert [(m["model"], m["method"]) for m in maps] == [
+        ("shapes", "gradient"),
+        ("shapes", "gradcam"),
+        ("shapes-watermark", "gradient"),
+        ("shapes-watermark", "gradcam"),
+    ]
+    for model in ("shapes", "shapes-watermark"):
+        top = api.post(f"/v1/models/{model}/predict", json={"images": [base64.b64encode(DEMO.png).decode()]})
+        label = top.json()["results"][0]["predictions"][0]["label"]
+        column = page.locator(f".column[data-model='{model}']")
+        expect(column.locator("h2")).to_have_text(model)
+        expect(column.locator(".predictions button[aria-pressed=true]")).to_contain_text(label)
+    for a, b in zip(maps[:2], maps[2:], strict=True):
+        assert (a["pixels"] != b["pixels"]).any(axis=-1).mean() > 0.2  # two models, two maps
+
+
+def test_a_text_models_view_highlights_its_tokens(page, api, shot):
+    text = "the kettle is not great, posted by mike"
+    page.select_option("#model", "reviews-shortcut")
+    page.fill("#text", text)
+    choose_methods(page, ["gradient", "integrated_gradients"])
+    page.fill(".method-row[data-method=integrated_gradients] input[data-param=steps]", "16")
+    run(page, cards=2)
+    shot(page, "text-highlighted-tokens")
+    methods = ["gradient", {"name": "integrated_gradients", "steps": 16}]
+    body = {"texts": [text], "methods": methods, "output": {"saliency": "none"}}
+    explanations = api.post("/v1/models/reviews-shortcut/explain", json=body).json()["results"][0]["explanations"]
+    cmap = colormaps["RdBu_r"]
+    for card, explanation in zip(page.locator(".card").all(), explanations, strict=True):
+        spans = card.locator(".token").evaluate_all(
+            "(spans) => spans.map((s) => [s.textContent, getComputedStyle(s).backgroundColor])"
+        )
+        tokens = [t for t in explanation["tokens"] if not t["special"]]
+        assert [text for text, _ in spans] == [t["text"] for t in tokens]
+        peak = max(abs(t["score"]) for t in tokens)
+        for (_, colour), token in zip(spans, tokens, strict=True):
+            r, g, b, _ = cmap((token["score"] / peak + 1) / 2, bytes=True)
+            assert colour == f"rgba({r}, {g}, {b}, 0.5)"
+        assert len({colour for _, colour in spans}) >= 3
+        assert card.inner_text().startswith(explanation["method"]["name"])
+
+
+def test_the_sanity_view_plots_both_curves_per_method_with_the_verdicts(page, api, shot):
+    page.click("button[data-view=sanity]")
+    page.click("#samples .sample[data-index='0']")
+    page.wait_for_function("() => document.getElementById('preview').src.startsWith('blob:')")
+    choose_methods(page, ["gradient", "gradcam"])
+    run(page, cards=2, selector=".sanity .card")
+    shot(page, "sanity-model-randomization")
+    image = base64.b64encode(SAMPLES[0].png).decode()
+    body = {"images": [image], "methods": [{"name": "gradient"}, {"name": "gradcam"}], "target": "predicted"}
+    response = api.post("/v1/models/shapes/sanity", json={**body, "test": "model_randomization"})
+    assert response.status_code == 200, response.text
+    for card, result in zip(page.locator(".sanity .card").all(), response.json()["results"], strict=True):
+        assert card.get_attribute("data-method") == result["method"]["name"]
+        expect(card.locator(".verdict")).to_have_text(result["verdict"])
+        for series in ("spearman", "ssim"):
+            points = card.locator(f"polyline[data-series={series}]").get_attribute("points")
+            assert len(points.split()) == sum(v is not None for v in result[series]) == len(result["steps"])
+        steps = card.locator("text[data-step]").evaluate_all("(labels) => labels.map((l) => l.dataset.step)")
+        assert steps == result["steps"]
