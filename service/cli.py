@@ -1,5 +1,6 @@
-"""`saliency-service serve`, `saliency-service explain IMAGE` (one explanation, here or through a server) and
-`saliency-service create-key` (an API key, and the line that stores its hash)."""
+"""`saliency-service serve`, `saliency-service explain IMAGE` (one explanation, here or through a server),
+`saliency-service create-key` (an API key, and the line that stores its hash), `saliency-service audit PATH` (an
+HTML report over a folder of inputs) and `demo-images` / `demo-reviews` (folders to audit)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import __version__, logs
+from .audit.command import add_parsers as add_audit_parsers
+from .audit.command import audit
 from .client import ServiceError as ClientError
 from .explain_command import explain, methods_and_colormaps
 from .keys import ApiKeys, KeysError, check_name, hash_key, new_key
@@ -163,8 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     k = sub.add_parser("create-key", help="make an API key; prints it once, and the line for the keys file")
     k.add_argument("--name", help="the name logs and metrics show for it (default: key-<hash prefix>)")
     k.set_defaults(func=create_key)
+    add_audit_parsers(sub)
     args = parser.parse_args(argv)
-    if args.func is explain:
+    if args.func in (explain, audit):
         logs.configure("text")
     try:
         args.func(args)

@@ -16,7 +16,6 @@ import torch
 from torch import Tensor
 
 from .codecs import Codec, codec_for
-from .codecs.image.admission import DEFAULTS as IMAGE_DEFAULTS
 from .codecs.options import OutputOptions
 from .codecs.workers import CodecWorkers
 from .errors import InvalidInput, InvalidParameter, InvalidTarget, PayloadTooLarge, within_field
@@ -149,13 +148,18 @@ def parse_methods(
 
 
 def check_evaluate(
-    evaluate: EvaluateSpec | None, loaded: LoadedModel, settings: Settings, output: OutputOptions, maps: int
+    evaluate: EvaluateSpec | None,
+    codec: Codec,
+    methods: list[Explainer],
+    settings: Settings,
+    output: OutputOptions,
+    inputs: int,
 ) -> Evaluation | None:
-    """The faithfulness metrics asked for, with the reduction that ranks the pixels, within the limits."""
+    """The faithfulness metrics asked for, with the reductions that rank each method's map (the client's, or
+    the codec's default), within the limits."""
     if evaluate is None:
         return None
-    if loaded.kind != "image":
-        raise InvalidParameter("faithfulness metrics are measured for image models only, so far", "evaluate")
+    maps = len(methods) * inputs
     if evaluate.rows_per_image() > settings.max_passes_per_image:
         raise InvalidParameter(
             f"evaluate needs {evaluate.rows_per_image()} forward passes per image and method; the limit is "
@@ -168,7 +172,7 @@ def check_evaluate(
             f"{settings.max_passes_per_request} per request",
             "evaluate.steps",
         )
-    return evaluate, output.filled(*IMAGE_DEFAULTS).reduce
+    return evaluate, [output.reduce or codec.reduction(e) for e in methods]
 
 
 def check_top_k(top_k: int, settings: Settings) -> None:
@@ -235,7 +239,7 @@ async def explain(
     costs = [(e, c) for e, _, c in parsed]
     admitted = await services.codecs.run(codec.admit, inputs, loaded, services.settings, costs, output)
     chosen = [(e, p) for e, p, _ in parsed]
-    evaluation = check_evaluate(evaluate, loaded, services.settings, output, len(chosen) * len(inputs))
+    evaluation = check_evaluate(evaluate, codec, [e for e, _ in chosen], services.settings, output, len(inputs))
     # Before decoding, so that a refusal costs almost nothing.
     rows = explain_rows(loaded, chosen, len(inputs)) + evaluation_rows(evaluation, chosen, len(inputs))
     services.runner.check_queue(loaded, rows)

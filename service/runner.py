@@ -34,7 +34,7 @@ from .scheduler.policy import Chunk
 from .settings import Settings
 
 Method = tuple[Explainer, Params]
-Evaluation = tuple[EvaluateSpec, Reduce]  # the metrics, and the reduction that turns a map into a ranking
+Evaluation = tuple[EvaluateSpec, list[Reduce]]  # the metrics; per method, the reduction that ranks its map
 Progress = Callable[[int, int], None]
 
 
@@ -90,7 +90,8 @@ def explain_plans(
     x, targets = x.to(loaded.device), targets.to(loaded.device)
     plans = [e.plan(module, x, targets, p, ctx) for e, p in methods]
     if evaluate is not None:
-        plans = [evaluated(plan, x, pixels, evaluate[1], evaluate[0]) for plan in plans]
+        space = text if text is not None else pixels
+        plans = [evaluated(plan, x, space, how, evaluate[0]) for plan, how in zip(plans, evaluate[1], strict=True)]
     return [to_cpu(plan) for plan in plans]
 
 

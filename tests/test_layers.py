@@ -19,6 +19,7 @@ def imported_by(module: str) -> set[str]:
     [
         # A second protocol sits beside v1 without copying the explain flow: the core knows neither.
         ("service.core", {"fastapi", "starlette", "service.schemas", "service.api"}),
+        ("service.sanity", {"fastapi", "starlette", "service.schemas", "service.api"}),
         # The models layer loads and prepares models; explaining them is the layer above.
         ("service.models", {"service.explainers", "service.core", "service.codecs"}),
         # Text support (transformers) is imported only when a text model is configured.

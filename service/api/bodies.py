@@ -24,7 +24,7 @@ B = TypeVar("B", bound=BaseModel)
 
 # A raw body of one of these is one image (as TorchServe takes it); the decoder goes by the bytes, not the type.
 RAW_IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff")
-JSON_FIELDS = ("method", "methods", "output", "evaluate")  # plain fields that may hold a JSON object or list
+JSON_FIELDS = ("method", "methods", "output", "evaluate")  # query parameters that may hold a JSON object or list
 
 
 def validation_error(exc: ValidationError, whole: str | None = None) -> InvalidInput:
@@ -110,23 +110,27 @@ async def form_spec(form: FormData, spec_model: type[B]) -> B:
     """The spec from a form's plain fields and its `spec` part, which wins over them."""
     plain = {key: value for key in form.keys() - {"image", "spec"} if isinstance(value := form.get(key), str)}
     spec = form.get("spec")
-    return merged_spec(plain, await spec.read() if isinstance(spec, UploadFile) else spec, spec_model)
+    return merged_spec(plain, await spec.read() if isinstance(spec, UploadFile) else spec, spec_model, json_fields=())
 
 
 def query_spec(request: Request, spec_model: type[B]) -> B:
-    """A raw image's spec: the query string, read as a form's fields (`spec` too)."""
+    """A raw image's spec: the query string, read as a form's fields (`spec` too), where an object-valued field
+    may also hold its JSON (method={"name": "smoothgrad", "samples": 8}): a URL has no parts for a spec file."""
     params = request.query_params
     for key in params:
         if len(params.getlist(key)) > 1:
             raise InvalidInput(f"query parameter {key!r} is given more than once", key)
-    return merged_spec({key: value for key, value in params.items() if key != "spec"}, params.get("spec"), spec_model)
+    plain = {key: value for key, value in params.items() if key != "spec"}
+    return merged_spec(plain, params.get("spec"), spec_model, json_fields=JSON_FIELDS)
 
 
-def merged_spec(plain: dict[str, str], spec: str | bytes | None, spec_model: type[B]) -> B:
+def merged_spec(
+    plain: dict[str, str], spec: str | bytes | None, spec_model: type[B], json_fields: tuple[str, ...]
+) -> B:
     """Plain fields (method=gradcam, top_k=3, target=1) are text: the same model reads them as the JSON values
-    they spell ("1" is class 1, as in JSON). A JSON object or list in an object-valued field (method, methods,
-    output, evaluate) and the `spec` part are JSON, read as strictly as a JSON body; `spec` wins over them all."""
-    given = {key: value for key, value in plain.items() if not json_valued(key, value)}
+    they spell ("1" is class 1, as in JSON). A JSON object or list in one of `json_fields`, and the `spec` part,
+    are JSON, read as strictly as a JSON body; `spec` wins over them all."""
+    given = {k: v for k, v in plain.items() if not (k in json_fields and v.lstrip()[:1] in ("{", "["))}
     try:
         parsed = spec_model.model_validate_strings(given)
     except ValidationError as exc:
@@ -146,10 +150,6 @@ def merged_spec(plain: dict[str, str], spec: str | bytes | None, spec_model: typ
             raise validation_error(exc, whole=whole) from None
         parsed = parsed.model_copy(update={key: getattr(found, key) for key in found.model_fields_set})
     return parsed
-
-
-def json_valued(key: str, value: str) -> bool:
-    return key in JSON_FIELDS and value.lstrip()[:1] in ("{", "[")
 
 
 def raw_image_doc(spec_model: type[BaseModel]) -> tuple[dict, list[dict]]:

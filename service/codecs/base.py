@@ -62,3 +62,13 @@ class Codec(ABC):
     def scores(self, batch: Batch, result: Explanation, explainer: Explainer) -> list[np.ndarray]:
         """Per input, its map under the default reduction, unnormalized: (H, W) per image, (T,) per text's own
         tokens. What rankings and comparisons (faithfulness, sanity checks) read."""
+
+
+def faithfulness(result: Explanation, i: int) -> dict | None:
+    """Input i's curves and AUCs per metric, when the request asked for them."""
+    if not result.faithfulness:
+        return None
+    return {
+        metric: {"auc": float(v["auc"][i]), "random_auc": float(v["random_auc"][i]), "curve": v["curve"][i].tolist()}
+        for metric, v in result.faithfulness.items()
+    }

@@ -1,6 +1,6 @@
 """`shapes-random-labels`: the demo network trained to memorise a fixed set of shapes with shuffled labels.
 
-    python -m service.demo.random_labels [--out DIR] [--quick]
+    python -m service.demo.random_labels [--out DIR] [--quick]   (also part of python -m service.demo.train)
 
 The reference model of the data randomization test (Adebayo et al. 2018): its labels carry no information
 about the image, so a saliency method whose maps still look like the trained model's maps shows the input's
@@ -23,9 +23,9 @@ from torch import nn
 
 from service.demo.net import shapes_cnn
 from service.demo.shapes import CLASSES, generate, to_tensor
-from service.demo.train import DEMO_DIR, center_classifier, predict, save_weights
+from service.demo.train import DEMO_DIR, RANDOM_LABELS, center_classifier, predict, save_weights
 
-NAME = "shapes-random-labels"
+NAME = RANDOM_LABELS
 SEED = 70_000  # the fixed training samples (outside the other models' train and eval seeds)
 SAMPLES = 1024
 EPOCHS = 60

@@ -32,6 +32,7 @@ DEMO_DIR = Path(__file__).resolve().parent
 TRAIN_SEED = 1_000
 EVAL_SEED = 90_000
 WATERMARK_CLASS = CLASSES.index("circle")
+RANDOM_LABELS = "shapes-random-labels"  # trained by random_labels.py: the data randomization test's reference
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,8 @@ def models_toml(models: tuple[DemoModel, ...] = DEMO_MODELS) -> str:
             "preload": True,
         }
         blocks.append(fields)
+    # The data randomization test's reference (python -m service.demo.random_labels writes its weights).
+    blocks.append({**blocks[0], "name": RANDOM_LABELS, "weights": f"{RANDOM_LABELS}.pt"})
     # The text demo models (python -m service.demo.text.train writes their directories).
     for name in ("reviews", "reviews-shortcut"):
         blocks.append(
@@ -183,6 +186,7 @@ def write_outputs(models: dict[str, nn.Module], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for spec in DEMO_MODELS:
         save_weights(models[spec.name], out / spec.weights)
+    save_weights(models[RANDOM_LABELS], out / f"{RANDOM_LABELS}.pt")
     (out / "labels.txt").write_text("".join(f"{name}\n" for name in CLASSES))
     (out / "models.toml").write_text(models_toml())
 
@@ -204,8 +208,13 @@ def main(argv: list[str] | None = None) -> None:
         metrics = evaluate(models[spec.name], budget.eval_samples)
         scores = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         _log(f"{spec.name}: trained in {time.perf_counter() - started:.0f} s; {scores}")
+    from service.demo import random_labels  # it trains with this module's helpers
+
+    models[RANDOM_LABELS], memorised = random_labels.train(64, 2, _log) if args.quick else random_labels.train(log=_log)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "random_labels.json").write_text(json.dumps(memorised, indent=2) + "\n")
     write_outputs(models, out)
-    _log(f"wrote {', '.join(s.weights for s in DEMO_MODELS)}, labels.txt, models.toml to {out}")
+    _log(f"wrote {', '.join(s.weights for s in DEMO_MODELS)}, {RANDOM_LABELS}.pt, labels.txt, models.toml to {out}")
 
 
 if __name__ == "__main__":

@@ -47,8 +47,8 @@ REFERENCE = "shapes-random-labels"
 @dataclass
 class Row:
     method: str
-    deletion: tuple[float, float]  # mean AUC, mean random AUC
-    insertion: tuple[float, float]
+    deletion: tuple[float, ...]  # mean AUC, mean random AUC
+    insertion: tuple[float, ...]
     model_randomization: dict[str, Any]
     data_randomization: dict[str, Any]
 

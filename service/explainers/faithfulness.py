@@ -10,14 +10,19 @@ moves the model, next to what a random ranking does.
 - The curve has steps + 1 scores; its AUC is the trapezoid rule on [0, 1]: (sum(s) - s_0 / 2 - s_n / 2) / n.
   Lower is better for deletion, higher for insertion. `random_auc` is the same for a seeded random ranking.
 
-The perturbed images are forward-only rows, scheduled and packed like occlusion's: the explanation's plan
+For text models the positions are the user's tokens (special tokens and padding stay), ranked by the
+text codec's per-token scores; deletion replaces them by the mask token at the attributed layer (the pad
+token where the tokenizer has none) and insertion starts with all of them masked.
+
+The perturbed inputs are forward-only rows, scheduled and packed like occlusion's: the explanation's plan
 goes on with them, so they share passes with every other request.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -28,6 +33,7 @@ from torchvision.transforms.v2 import functional as TF
 from .base import Explanation, PixelSpace
 from .plan import PassOutput, Plan, Rows
 from .postprocess import Reduce, reduce_channels
+from .text_space import TextSpace, token_scores
 
 Metric = Literal["deletion", "insertion"]
 MAX_STEPS = 256
@@ -66,43 +72,91 @@ def random_ranking(n: int, pixels: int, seed: int, device: torch.device) -> Tens
     return torch.stack([torch.randperm(pixels, generator=generator) for _ in range(n)]).to(device)
 
 
-def evaluated(plan: Plan, x: Tensor, pixel_space: PixelSpace, reduce: Reduce, spec: EvaluateSpec) -> Plan:
+def evaluated(plan: Plan, x: Tensor, space: PixelSpace | TextSpace, reduce: Reduce, spec: EvaluateSpec) -> Plan:
     """The method's plan, then the rows of its faithfulness curves; the Explanation gains `faithfulness`."""
     result = yield from plan
     assert isinstance(result, Explanation)
-    attributions = result.attributions
-    maps = attributions if attributions.dim() == 3 else reduce_channels(attributions, reduce)
-    if maps.dim() != 3:  # reduce="none": rank by the largest magnitude per pixel, as the overlay shows it
-        maps = maps.abs().amax(dim=1)
-    n, height, width = maps.shape
-    per_step = math.ceil(height * width / spec.steps)
+    if isinstance(space, TextSpace):
+        where = text_positions(x, result, space, reduce)
+    else:
+        where = pixels(x, result, space, reduce)
+    per_step = torch.div(where.movable + spec.steps - 1, spec.steps, rounding_mode="floor")  # ceil(P / steps)
     targets = result.targets.to(x.device)
-    black = pixel_space.from_pixels(torch.zeros_like(x))
-    blurred = TF.gaussian_blur(x, kernel_size=[11, 11], sigma=[5.0, 5.0])
-    ranked = {"map": ranking(maps.to(x.device)), "random": random_ranking(n, height * width, spec.seed, x.device)}
+    ranked = {"map": ranking(where.scores), "random": where.random(spec.seed)}
     out: dict[str, dict[str, Tensor]] = {}
     for metric in dict.fromkeys(spec.metrics):
-        start, end = (x, black) if metric == "deletion" else (blurred, x)
+        start, end = (x, where.removed) if metric == "deletion" else (where.inserted_from, x)
         curves = {}
         for name, places in ranked.items():
-            curves[name] = yield from curve(start, end, places, per_step, spec.steps, targets)
+            curves[name] = yield from curve(start, end, places, per_step, spec.steps, targets, where.spread)
         out[metric] = {"auc": auc(curves["map"]), "random_auc": auc(curves["random"]), "curve": curves["map"]}
     result.faithfulness = {m: {k: v.cpu() for k, v in values.items()} for m, values in out.items()}
     return result
 
 
+@dataclass
+class Positions:
+    """What deletion and insertion move: pixels of an image, or the user's tokens of a text."""
+
+    scores: Tensor  # (N, P) the map per position; positions that never move hold -inf (ranked last)
+    movable: Tensor  # (N,) how many positions each input has to move
+    removed: Tensor  # the inputs with every position removed: deletion's end
+    inserted_from: Tensor  # insertion's start
+    random: Callable[[int], Tensor]  # seed -> (N, P) a random ranking of the movable positions first
+    spread: Callable[[Tensor], Tensor]  # (rows, P) bool -> a mask that broadcasts over the inputs' rows
+
+
+def pixels(x: Tensor, result: Explanation, pixel_space: PixelSpace, reduce: Reduce) -> Positions:
+    """Pixels ranked by the reduced map; removed: the black baseline; inserted into the blurred image."""
+    attributions = result.attributions
+    maps = attributions if attributions.dim() == 3 else reduce_channels(attributions, reduce)
+    if maps.dim() != 3:  # reduce="none": rank by the largest magnitude per pixel, as the overlay shows it
+        maps = maps.abs().amax(dim=1)
+    n, height, width = maps.shape
+    return Positions(
+        maps.flatten(1).to(x.device),
+        torch.full((n,), height * width, device=x.device),
+        pixel_space.from_pixels(torch.zeros_like(x)),
+        TF.gaussian_blur(x, kernel_size=[11, 11], sigma=[5.0, 5.0]),
+        lambda seed: random_ranking(n, height * width, seed, x.device),
+        lambda moved: moved.view(len(moved), 1, height, width),
+    )
+
+
+def text_positions(x: Tensor, result: Explanation, space: TextSpace, reduce: Reduce) -> Positions:
+    """The user's tokens ranked by their scores (special tokens and padding never move); removed: replaced
+    by the mask token (the pad token where the tokenizer has none), in the attributed layer's values."""
+    real = space.real(x)
+    attributions = result.attributions.to(x.device)
+    scores = token_scores(attributions, reduce)
+    scores = scores.norm(dim=-1) if scores.dim() == 3 else scores  # reduce="none": rank by the norm
+    scores = torch.where(real, scores.float(), torch.full_like(scores.float(), -math.inf))
+    masked = space.replaced(x, real, "mask" if space.mask_token is not None else "pad")
+
+    def random(seed: int) -> Tensor:
+        keys = torch.rand(real.shape, generator=torch.Generator().manual_seed(seed)).to(x.device)
+        return ranking(torch.where(real, keys, torch.full_like(keys, -math.inf)))
+
+    return Positions(scores, real.sum(dim=1), masked, masked, random, lambda moved: moved[..., None])
+
+
 def curve(
-    start: Tensor, end: Tensor, places: Tensor, per_step: int, steps: int, targets: Tensor
+    start: Tensor,
+    end: Tensor,
+    places: Tensor,
+    per_step: Tensor,
+    steps: int,
+    targets: Tensor,
+    spread: Callable[[Tensor], Tensor],
 ) -> Generator[Rows, None, Tensor]:
-    """(N, steps + 1) probabilities of the targets as ranked pixels move from `start` to `end`."""
+    """(N, steps + 1) probabilities of the targets as ranked positions move from `start` to `end`."""
     k = steps + 1
     scores = torch.zeros((len(start), k), device=start.device)
 
     def make(first: int, stop: int) -> tuple[Tensor, Tensor]:
         rows = torch.arange(first, stop, device=start.device)
         images, step = rows // k, rows % k
-        moved = places[images] < (step * per_step)[:, None]  # (rows, H * W)
-        moved = moved.view(len(rows), 1, *start.shape[2:])
+        moved = spread(places[images] < (step * per_step[images])[:, None])  # (rows, positions), spread
         return torch.where(moved, end[images], start[images]), targets[images]
 
     def consume(first: int, stop: int, out: PassOutput) -> None:

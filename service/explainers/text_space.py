@@ -12,6 +12,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from .postprocess import Reduce
+
 TextBaseline = Literal["pad", "mask", "zero"]
 
 
@@ -61,3 +63,19 @@ class TextSpace:
         where = torch.zeros_like(x, dtype=torch.bool)
         where[..., :-2] = self.real(x)[..., None]
         return where
+
+
+def token_scores(attributions: Tensor, how: Reduce) -> Tensor:
+    """(N, T) per-token scores: occlusion gives them; layer attributions (N, T, D + 2) reduce over D."""
+    if attributions.dim() == 2:
+        return attributions
+    values = attributions[..., :-2]  # the mask and id features are not the text
+    if how == "sum":
+        return values.sum(dim=-1)
+    if how == "sum_abs":
+        return values.abs().sum(dim=-1)
+    if how == "max_abs":
+        return values.abs().amax(dim=-1)
+    if how == "l2":
+        return values.norm(dim=-1)
+    return values  # "none": (N, T, D)

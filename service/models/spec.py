@@ -8,8 +8,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import pretrained
-
 
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,6 +56,8 @@ class ModelSpec(BaseModel):
             raise ValueError('weights = "torchvision:..." needs architecture = "torchvision:NAME"')
         if data.get("weights") is not None:
             raise ValueError("give a weights file or torchvision's weights, not both")
+        from . import pretrained  # torchvision's weights API: only for a spec that names its weights
+
         member = pretrained.resolve(name, str(data["pretrained"]))
         return {**data, **pretrained.spec_defaults(member, data), "pretrained": member.name}
 

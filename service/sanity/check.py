@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from .. import core
 from ..codecs import Batch, Codec
 from ..errors import InvalidInput, InvalidParameter, PayloadTooLarge
-from ..explainers import Explainer, Params
+from ..explainers import Cost, Explainer, Params
 from ..models import LoadedModel
 from ..runner import Progress, explain_rows
 from . import randomize
@@ -59,6 +59,7 @@ class Work:
     loaded: LoadedModel
     codec: Codec
     methods: list[tuple[Explainer, Params]]
+    costs: list[tuple[Explainer, Cost]]
     steps: list[str]
     reference: LoadedModel | None
     rows: int  # passes of one set of maps
@@ -80,8 +81,7 @@ async def sanity(
     started = time.perf_counter()
     work = await plan(services, model, field, inputs, methods, test, reference_model)
     targets = core.resolve_targets(target, len(inputs), work.loaded)
-    costs = [(e, e.cost(p, work.loaded.input_shape)) for e, p in work.methods]
-    admitted = await services.codecs.run(work.codec.admit, inputs, work.loaded, services.settings, costs, None)
+    admitted = await services.codecs.run(work.codec.admit, inputs, work.loaded, services.settings, work.costs, None)
     services.runner.check_queue(work.loaded, work.rows)
     batch = await services.codecs.run(work.codec.decode, admitted, work.loaded, services.settings, None)
     runs = Runs(services, work, batch, progress)
@@ -154,7 +154,7 @@ async def plan(
             f"{services.settings.max_passes_per_request} per request: send fewer images or cheaper methods",
             "images",
         )
-    return Work(loaded, codec, chosen, steps, reference, rows)
+    return Work(loaded, codec, chosen, [(e, c) for e, _, c in parsed], steps, reference, rows)
 
 
 def cumulative(names: list[str]) -> list[str]:

@@ -44,6 +44,8 @@ def check_page(client, path: str, headers: dict[str, str] | None = None) -> list
     response = client.get(path, headers=headers or {})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     assert "http://" not in response.text and "https://" not in response.text  # no CDN, no web fonts
+    # ReDoc's script asks its CDN for a logo: the page lets images come from here only.
+    assert response.headers["content-security-policy"] == "img-src 'self' data:"
     urls = fetched_urls(response.text)
     assert len(urls) >= 2, urls
     for url in urls:

@@ -84,6 +84,7 @@ def test_predict_takes_a_raw_image_too(client, photos):
         ("top_k=2&top_k=3", None, "image/png", 422, "top_k"),
         ("top_k=many", None, "image/png", 422, "top_k"),
         ("method=%7B%22name%22", None, "image/png", 422, "method"),  # method={"name"
+        ("output=" + "%5B" * 5000, None, "image/png", 422, "output"),  # nested past the JSON parser's bound
         ("spec=%7Bnot+json", None, "image/png", 422, "spec"),
         ('spec={"top_k": "3"}', None, "image/png", 422, "top_k"),  # the spec is JSON, read strictly
         ("colour=red", None, "image/png", 422, "colour"),
@@ -99,6 +100,7 @@ def test_predict_takes_a_raw_image_too(client, photos):
         "repeated",
         "not-a-number",
         "method-not-json",
+        "output-deeply-nested",
         "spec-not-json",
         "spec-strict",
         "unknown-parameter",

@@ -211,7 +211,13 @@ def test_transport_errors_have_their_own_code():
 
 
 def test_lists_models_and_methods(client):
-    assert [m["name"] for m in client.models()] == ["shapes", "shapes-watermark", "reviews", "reviews-shortcut"]
+    assert [m["name"] for m in client.models()] == [
+        "shapes",
+        "shapes-watermark",
+        "shapes-random-labels",
+        "reviews",
+        "reviews-shortcut",
+    ]
     assert "integrated_gradients" in [m["name"] for m in client.methods()]
 
 

@@ -61,3 +61,16 @@ def test_logits_are_centred(models, name, clean):
     with torch.no_grad():
         logits = models[name](to_tensor(clean.images[:32]))
     torch.testing.assert_close(logits.sum(dim=1), torch.zeros(32), atol=1e-4, rtol=0)
+
+
+def test_random_labels_model_memorised_its_shuffled_labels_and_learnt_nothing_else(clean):
+    from service.demo import random_labels
+
+    model = shapes_cnn(num_classes=len(CLASSES))
+    weights = train.DEMO_DIR / f"{train.RANDOM_LABELS}.pt"
+    model.load_state_dict(torch.load(weights, weights_only=True), strict=True)
+    seen = generate(random_labels.SAMPLES, random_labels.SEED)
+    shuffled = random_labels.shuffled_labels(seen.labels)
+    assert np.mean(shuffled == seen.labels) < 0.35  # the labels it learnt say nothing about the shapes
+    assert np.mean(train.predict(model, seen.images) == shuffled) >= 0.9  # measured 0.936
+    assert np.mean(train.predict(model, clean.images) == clean.labels) <= 0.35  # chance is 0.25; measured 0.257

@@ -13,10 +13,10 @@ def test_quick_training_writes_loadable_models(tmp_path, capsys):
 
     config = tomllib.loads((tmp_path / "models.toml").read_text())
     names = [m["name"] for m in config["models"]]
-    assert names == ["shapes", "shapes-watermark", "reviews", "reviews-shortcut"]
+    assert names == ["shapes", "shapes-watermark", "shapes-random-labels", "reviews", "reviews-shortcut"]
     assert (tmp_path / "labels.txt").read_text().splitlines() == list(CLASSES)
-    assert [m.get("kind", "image") for m in config["models"]] == ["image", "image", "text", "text"]
-    for entry in config["models"][:2]:
+    assert [m.get("kind", "image") for m in config["models"]] == ["image", "image", "image", "text", "text"]
+    for entry in config["models"][:3]:
         assert entry["architecture"] == "python:service.demo.net:shapes_cnn"
         assert entry["target_layer"] == CAM_LAYER
         assert entry["input_size"] == [96, 96]

@@ -49,7 +49,7 @@ def test_curves_and_aucs_follow_the_definitions(loaded, metric, steps):
     x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     explainer, params = REGISTRY.parse("gradient")
     spec = EvaluateSpec(metrics=[metric], steps=steps, seed=3)
-    result = run_explain(loaded, explainer, params, x, torch.tensor([-1, 2]), "logit", Settings(), (spec, "max_abs"))
+    result = run_explain(loaded, explainer, params, x, torch.tensor([-1, 2]), "logit", Settings(), (spec, ["max_abs"]))
     measured = result.faithfulness[metric]
     pixels = PixelSpace(loaded.spec.mean, loaded.spec.std)
     generator = torch.Generator().manual_seed(3)
@@ -81,3 +81,52 @@ def test_the_auc_is_the_trapezoid_rule_on_the_unit_interval():
 def test_an_evaluate_spec_is_checked(bad):
     with pytest.raises(ValueError):
         EvaluateSpec.model_validate(bad)
+
+
+@pytest.fixture(scope="module")
+def reviews():
+    from service.models import load_config
+    from service.settings import DEMO_CONFIG
+
+    return ModelPool([s for s in load_config(DEMO_CONFIG) if s.name == "reviews"], device="cpu").get("reviews")
+
+
+@pytest.mark.parametrize("metric", ["deletion", "insertion"])
+def test_text_curves_mask_the_ranked_tokens_by_their_ids(reviews, metric):
+    """For texts the definition is on token ids: the ranked user tokens become [MASK], special tokens and
+    padding never change; checked with the Hugging Face model itself, one text and one step at a time."""
+    from service.codecs import codec_for
+
+    texts = ["the kettle is not great and the lid broke", "lovely blender, works well"]
+    batch = codec_for("text").decode(texts, reviews, Settings(), None)
+    explainer, params = REGISTRY.parse("input_x_gradient", "text")
+    steps = 3
+    spec = EvaluateSpec(metrics=[metric], steps=steps, seed=5)
+    result = run_explain(
+        reviews, explainer, params, batch.x, torch.tensor([-1, 0]), "logit", Settings(), (spec, ["sum"])
+    )
+    tokenizer, hf = reviews.tokenizer, reviews.module.model
+    for i, text in enumerate(texts):
+        encoded = tokenizer(text, return_tensors="pt")
+        ids = encoded["input_ids"][0]
+        real = [t for t in range(len(ids)) if int(ids[t]) not in tokenizer.all_special_ids]
+        scores = result.attributions[i, : len(ids), :-2].sum(dim=-1)
+        order = sorted(real, key=lambda t: (-float(scores[t]), t))
+        per_step = math.ceil(len(real) / steps)
+        target = int(result.targets[i])
+        expected = []
+        for k in range(steps + 1):
+            moved = set(order[: k * per_step])
+            changed = [
+                (tokenizer.mask_token_id if (t in moved) == (metric == "deletion") else int(ids[t]))
+                if t in real
+                else int(ids[t])
+                for t in range(len(ids))
+            ]
+            with torch.no_grad():
+                logits = hf(input_ids=torch.tensor([changed]), attention_mask=encoded["attention_mask"]).logits
+            expected.append(float(logits.softmax(dim=1)[0, target]))
+        assert result.faithfulness[metric]["curve"][i].tolist() == pytest.approx(expected, abs=1e-5)
+        assert float(result.faithfulness[metric]["auc"][i]) == pytest.approx(
+            float(auc(torch.tensor([expected]))[0]), abs=1e-5
+        )

@@ -10,6 +10,7 @@ from PIL import Image
 from ...explainers import Explainer, Explanation
 from ...explainers.postprocess import normalize, reduce_channels
 from ..arrays import encode_array
+from ..base import faithfulness
 from ..options import OutputOptions
 from . import admission
 from . import maps as saliency_codec
@@ -67,16 +68,6 @@ def render(
 def overlay(picture: Image.Image | None, at_original: np.ndarray | None, out, signed: bool) -> str:
     assert picture is not None and at_original is not None  # decoded with keep=True, mapped at the original size
     return b64(saliency_codec.overlay_png(picture, flat(at_original), out.colormap, out.alpha, signed))
-
-
-def faithfulness(result: Explanation, i: int) -> dict | None:
-    """Image i's curves and AUCs per metric, when the request asked for them."""
-    if not result.faithfulness:
-        return None
-    return {
-        metric: {"auc": float(v["auc"][i]), "random_auc": float(v["random_auc"][i]), "curve": v["curve"][i].tolist()}
-        for metric, v in result.faithfulness.items()
-    }
 
 
 def flat(array: np.ndarray) -> np.ndarray:

@@ -10,12 +10,13 @@ import numpy as np
 from ...errors import InvalidInput, PayloadTooLarge
 from ...explainers import Cost, Explainer, Explanation
 from ...explainers.postprocess import Reduce
+from ...explainers.text_space import token_scores
 from ...models import LoadedModel
 from ...models.text import TextClassifier, rows_of
 from ...settings import Settings
 from ..base import Batch, Codec
 from ..options import OutputOptions
-from .render import defaults, render, token_scores
+from .render import defaults, render
 
 
 class TextCodec(Codec):

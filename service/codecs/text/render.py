@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
-from torch import Tensor
 
 from ...explainers import Explainer, Explanation
 from ...explainers.postprocess import Normalize, Reduce, normalize
+from ...explainers.text_space import token_scores
 from ..arrays import encode_array
+from ..base import faithfulness
 from ..options import OutputOptions
 
 DIVERGING = "RdBu_r"  # blue for scores against the class, red for scores for it, white at 0
@@ -21,22 +22,6 @@ def defaults(explainer: Explainer) -> tuple[Reduce, Normalize]:
     """Signed sums for methods that multiply by the input (Captum's convention), the L2 norm of the gradient
     for the others; scores scaled to [-1, 1] keeping their sign."""
     return ("sum" if explainer.capabilities.multiplies_by_inputs else "l2"), "percentile"
-
-
-def token_scores(attributions: Tensor, how: Reduce) -> Tensor:
-    """(N, T) per-token scores: occlusion gives them; layer attributions (N, T, D + 2) reduce over D."""
-    if attributions.dim() == 2:
-        return attributions
-    values = attributions[..., :-2]  # the mask and id features are not the text
-    if how == "sum":
-        return values.sum(dim=-1)
-    if how == "sum_abs":
-        return values.abs().sum(dim=-1)
-    if how == "max_abs":
-        return values.abs().amax(dim=-1)
-    if how == "l2":
-        return values.norm(dim=-1)
-    return values  # "none": (N, T, D)
 
 
 def render(
@@ -63,6 +48,7 @@ def render(
                     "heatmap_png": None,
                     "overlay_png": None,
                     "diagnostics": {k: v[i].item() for k, v in result.diagnostics.items()},
+                    "faithfulness": faithfulness(result, i),
                 }
             )
         rendered.append(per_method)
