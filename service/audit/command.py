@@ -32,6 +32,8 @@ def audit(args: argparse.Namespace) -> None:
     if args.colormap not in COLORMAPS:
         sys.exit(f"error: --colormap {args.colormap!r}: one of {', '.join(COLORMAPS)}")
     region = checked(lambda: parse_region(args.region)) if args.region else None
+    if not Path(args.path).exists():  # before the model loads, which takes seconds
+        sys.exit(f"error: cannot read {args.path}: No such file or directory")
     # Float maps at the input size, so that maps of different images add up; the kind's default normalization
     # (images: min-max to [0, 1]; texts: signed, to [-1, 1]).
     request = {"method": method_spec(args.method, args.param or []), "output": {"saliency": "float32"}}

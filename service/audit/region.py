@@ -56,4 +56,4 @@ def fraction(saliency: np.ndarray, region: Region) -> float | None:
 def peak_inside(saliency: np.ndarray, region: Region) -> bool:
     """Whether the map's largest value (the first, in row order, on ties) lies inside the region."""
     y, x = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
-    return region.x0 <= x < region.x1 and region.y0 <= y < region.y1
+    return bool(region.x0 <= x < region.x1 and region.y0 <= y < region.y1)

@@ -17,7 +17,8 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 
 table { border-collapse: collapse; margin: .5em 0; } td, th { padding: .25em .7em; border-bottom: 1px solid #e5e5e5; }
 th { text-align: left; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .row { display: flex; gap: 1.2em; align-items: flex-start; margin: .8em 0; flex-wrap: wrap; }
-.side { border-left: 3px solid #ddd; padding-left: .8em; } .side.wrong { border-color: #d66; }
+.sides { display: grid; grid-template-columns: 1fr 1fr; gap: 1.2em; }
+.side { border-left: 3px solid #ddd; padding-left: .8em; min-width: 0; } .side figure, .side figure img { width: 96px; } .side.wrong { border-color: #d66; }
 .side.right { border-color: #6a6; } figure { margin: 0; width: 128px; font-size: 12px; overflow-wrap: anywhere; }
 figure img { width: 128px; height: auto; image-rendering: pixelated; display: block; }
 figure.mean img { outline: 2px solid #333; } .meta { color: #555; } code { font-size: 13px; }
@@ -121,7 +122,7 @@ def truth_section(audit: Audit, ctx: Context) -> str:
             inner = summary(part, ctx, audit) + "".join(example_figure(e, ctx, audit) for e in part.examples)
             sides.append(f'<div class="side {kind}"><b>{kind}: {part.count}</b><div class="row">{inner}</div></div>')
         accuracy = percent(audit.right[label].count / group.count)
-        rows.append(f'<h3>{escape(label)} ({group.count} inputs, {accuracy} right)</h3><div class="row">{"".join(sides)}</div>')
+        rows.append(f'<h3>{escape(label)} ({group.count} inputs, {accuracy} right)</h3><div class="sides">{"".join(sides)}</div>')
     return '<h2 id="truth">By true class: right and wrong predictions side by side</h2>' + "".join(rows)
 
 

@@ -13,8 +13,8 @@ from typing import Literal, TypedDict
 
 import numpy as np
 
-SPEARMAN_BELOW = 0.4
-SSIM_BELOW = 0.35
+SPEARMAN_BELOW = 0.5
+SSIM_BELOW = 0.33
 
 
 class Threshold(TypedDict):
