@@ -51,8 +51,9 @@ def remote(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Backen
     with Client(args.url, key) as client:
 
         def explain(inputs: Sequence[str], field: str, progress: Progress | None) -> Explained:
-            given = {field: list(inputs)}
-            return client.explain(args.model, **given, progress=progress, **request)
+            if field == "texts":
+                return client.explain(args.model, texts=list(inputs), progress=progress, **request)
+            return client.explain(args.model, list(inputs), progress=progress, **request)
 
         def model() -> dict[str, Any]:
             for entry in client.models():

@@ -133,6 +133,23 @@ def test_version():
     assert (result.returncode, result.stdout) == (0, f"saliency-service {service.__version__}\n")
 
 
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["audit", "/nonexistent", "--model", "shapes"], "error: cannot read /nonexistent: No such file or directory"),
+        (["audit", ".", "--model", "shapes", "--region", "1,2"], "error: --region '1,2': expected four integers"),
+        (["demo-images", "/nonexistent/out", "--n", "0"], "error: --n 0: between 1 and 5000\n"),
+    ],
+)
+def test_audit_and_demo_data_mistakes_are_one_line(args, says):
+    # tests/audit/test_command.py runs the audit itself; this is the installed command's exit.
+    result = run_cli(*args)
+    assert result.returncode == 1 and result.stderr.startswith(says) and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    listed = run_cli("--help").stdout
+    assert all(f"    {command} " in listed for command in ("audit", "demo-images", "demo-reviews"))
+
+
 def test_help_lists_the_methods_and_colormaps():
     from service.codecs.options import COLORMAPS
     from service.explainers import default_registry

@@ -6,18 +6,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ..explain_backends import Backend, open_batches
 from ..explain_command import ProgressBar, method_spec
 from .aggregate import Audit
 from .explain import Batches
-from .inputs import InputError, class_names, collect, true_label
+from .inputs import Item, class_names, collect, true_label
 from .region import Region, parse_region
 
 MAX_BATCH = 16  # the service's default SALIENCY_MAX_IMAGES and SALIENCY_MAX_TEXTS
+T = TypeVar("T")
 
 
 def audit(args: argparse.Namespace) -> None:
@@ -27,13 +29,13 @@ def audit(args: argparse.Namespace) -> None:
         sys.exit(f"error: --batch-size {args.batch_size}: between 1 and {MAX_BATCH}")
     if args.examples < 0:
         sys.exit(f"error: --examples {args.examples}: must be 0 or more")
+    region = checked(lambda: parse_region(args.region)) if args.region else None
+    if not Path(args.path).exists():  # before torch and the model load, which takes seconds
+        sys.exit(f"error: cannot read {args.path}: No such file or directory")
     from ..codecs.options import COLORMAPS  # imports torch: not at the command line's start
 
     if args.colormap not in COLORMAPS:
         sys.exit(f"error: --colormap {args.colormap!r}: one of {', '.join(COLORMAPS)}")
-    region = checked(lambda: parse_region(args.region)) if args.region else None
-    if not Path(args.path).exists():  # before the model loads, which takes seconds
-        sys.exit(f"error: cannot read {args.path}: No such file or directory")
     # Float maps at the input size, so that maps of different images add up; the kind's default normalization
     # (images: min-max to [0, 1]; texts: signed, to [-1, 1]).
     request = {"method": method_spec(args.method, args.param or []), "output": {"saliency": "float32"}}
@@ -55,7 +57,7 @@ def audit(args: argparse.Namespace) -> None:
         method=method,
         where=f"by the server at {urlsplit(args.url).netloc}" if args.url else "here (in this process)",
         colormap=args.colormap,
-        input_size=tuple(info["input_size"]) if kind == "image" else None,  # type: ignore[arg-type]
+        input_size=tuple(info["input_size"]) if kind == "image" else None,
     )
     output = Path(args.output)
     try:
@@ -66,7 +68,7 @@ def audit(args: argparse.Namespace) -> None:
 
 
 def explain_all(
-    args: argparse.Namespace, backend: Backend, info: dict[str, Any], items: list, region: Region | None
+    args: argparse.Namespace, backend: Backend, info: dict[str, Any], items: list[Item], region: Region | None
 ) -> tuple[Audit, dict | None]:
     field, unit = ("images", "image") if info["kind"] == "image" else ("texts", "text")
     show = args.progress if args.progress is not None else sys.stderr.isatty()
@@ -89,11 +91,11 @@ def explain_all(
     return audit, batches.method
 
 
-def checked(make: Any) -> Any:
+def checked(make: Callable[[], T]) -> T:
     """make()'s value; its ValueError (a bad --region, an unreadable PATH) as the command's one-line error."""
     try:
         return make()
-    except (ValueError, InputError) as exc:
+    except ValueError as exc:
         sys.exit(f"error: {exc}")
 
 

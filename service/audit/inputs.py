@@ -32,7 +32,9 @@ def collect(root: str, kind: str) -> list[Item]:
     files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.suffix.lower() in suffixes)
     files = [p for p in files if p.is_file()]
     if not files:
-        raise InputError(f"{root}: no {'images' if kind == 'image' else 'texts'} in it (looked for {', '.join(suffixes)})")
+        raise InputError(
+            f"{root}: no {'images' if kind == 'image' else 'texts'} in it (looked for {', '.join(suffixes)})"
+        )
     items: list[Item] = []
     for path in files:
         relative = path.relative_to(base) if path != base else Path(path.name)

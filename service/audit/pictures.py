@@ -59,7 +59,12 @@ def as_input(picture: Image.Image, width: int, height: int) -> Image.Image:
 def outlined(picture: Image.Image, region: Region | None) -> Image.Image:
     """The region's box drawn in white, one pixel outside it where there is room."""
     if region is not None:
-        box = (max(region.x0 - 1, 0), max(region.y0 - 1, 0), min(region.x1, picture.width - 1), min(region.y1, picture.height - 1))
+        box = (
+            max(region.x0 - 1, 0),
+            max(region.y0 - 1, 0),
+            min(region.x1, picture.width - 1),
+            min(region.y1, picture.height - 1),
+        )
         ImageDraw.Draw(picture).rectangle(box, outline=(255, 255, 255))
     return picture
 

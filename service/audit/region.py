@@ -37,7 +37,7 @@ class Region:
 
 
 def parse_region(text: str) -> Region:
-    """"x0,y0,x1,y1" (integers) -> Region; ValueError says what is wrong in one line."""
+    """ "x0,y0,x1,y1" (integers) -> Region; ValueError says what is wrong in one line."""
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 4 or not all(p.isascii() and p.lstrip("-").isdigit() and len(p) <= 9 for p in parts):
         raise ValueError(f"--region {text!r}: expected four integers x0,y0,x1,y1, such as 82,82,92,92")

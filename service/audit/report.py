@@ -17,12 +17,14 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 
 table { border-collapse: collapse; margin: .5em 0; } td, th { padding: .25em .7em; border-bottom: 1px solid #e5e5e5; }
 th { text-align: left; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .row { display: flex; gap: 1.2em; align-items: flex-start; margin: .8em 0; flex-wrap: wrap; }
-.sides { display: grid; grid-template-columns: 1fr 1fr; gap: 1.2em; }
-.side { border-left: 3px solid #ddd; padding-left: .8em; min-width: 0; } .side figure, .side figure img { width: 96px; } .side.wrong { border-color: #d66; }
-.side.right { border-color: #6a6; } figure { margin: 0; width: 128px; font-size: 12px; overflow-wrap: anywhere; }
+.sides { display: grid; grid-template-columns: auto 1fr 1fr; gap: 1.2em; }
+figure { margin: 0; width: 128px; font-size: 12px; overflow-wrap: anywhere; }
 figure img { width: 128px; height: auto; image-rendering: pixelated; display: block; }
+.side { border-left: 3px solid #ddd; padding-left: .8em; min-width: 0; } .side .row { gap: .6em; }
+.side figure, .side figure img { width: 88px; } .side.wrong { border-color: #d66; } .side.right { border-color: #6a6; }
 figure.mean img { outline: 2px solid #333; } .meta { color: #555; } code { font-size: 13px; }
-.texts { flex: 1 1 100%; } .texts p { margin: .3em 0 0; max-width: 60em; } .token { border-radius: 2px; padding: 0 1px; }
+.texts { flex: 1 1 100%; } .texts p { margin: .3em 0 0; max-width: 60em; }
+.token { border-radius: 2px; padding: 0 1px; }
 """
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -53,7 +55,9 @@ def page(audit: Audit, ctx: Context) -> str:
     return (
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n"
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
     )
 
 
@@ -89,7 +93,7 @@ def region_section(audit: Audit, ctx: Context) -> str:
     if audit.labelled:
         tables.append(region_table("true class", audit.truth))
     figures = "".join(example_figure(e, ctx, audit) for e in audit.highest_fractions())
-    highest = f"<h3>The images with the highest fractions</h3><div class=\"row\">{figures}</div>"
+    highest = f'<h3>The images with the highest fractions</h3><div class="row">{figures}</div>'
     return head + '<div class="row">' + "".join(tables) + "</div>" + highest
 
 
@@ -117,12 +121,15 @@ def truth_section(audit: Audit, ctx: Context) -> str:
     for label, group in audit.truth.items():
         if not group.count:
             continue
-        sides = []
+        sides = [
+            f'<div class="side"><b>all: {group.count}</b><div class="row">{summary(group, ctx, audit)}</div></div>'
+        ]
         for kind, part in (("right", audit.right[label]), ("wrong", audit.wrong[label])):
             inner = summary(part, ctx, audit) + "".join(example_figure(e, ctx, audit) for e in part.examples)
             sides.append(f'<div class="side {kind}"><b>{kind}: {part.count}</b><div class="row">{inner}</div></div>')
         accuracy = percent(audit.right[label].count / group.count)
-        rows.append(f'<h3>{escape(label)} ({group.count} inputs, {accuracy} right)</h3><div class="sides">{"".join(sides)}</div>')
+        title = f"<h3>{escape(label)} ({group.count} inputs, {accuracy} right)</h3>"
+        rows.append(f'{title}<div class="sides">{"".join(sides)}</div>')
     return '<h2 id="truth">By true class: right and wrong predictions side by side</h2>' + "".join(rows)
 
 
@@ -146,12 +153,18 @@ def summary(group: Group, ctx: Context, audit: Audit) -> str:
 
 
 def example_figure(example: Example, ctx: Context, audit: Audit) -> str:
-    truth = f", true {escape(example.truth)}" if example.truth is not None and example.truth != example.predicted else ""
-    caption = f"<code>{escape(example.name)}</code><br>{escape(example.predicted)} {percent(example.probability)}{truth}"
+    truth = (
+        f", true {escape(example.truth)}" if example.truth is not None and example.truth != example.predicted else ""
+    )
+    caption = (
+        f"<code>{escape(example.name)}</code><br>{escape(example.predicted)} {percent(example.probability)}{truth}"
+    )
     if example.fraction is not None:
         caption += f"; {percent(example.fraction, 1)} inside"
     if example.tokens is not None:
-        return f'<div class="texts"><p>{pictures.text(example.source, example.tokens)}</p><small>{caption}</small></div>'
+        return (
+            f'<div class="texts"><p>{pictures.text(example.source, example.tokens)}</p><small>{caption}</small></div>'
+        )
     src = pictures.overlay(example.source, example.saliency, ctx.colormap, audit.region)
     return f'<figure><img src="{src}" alt="{escape(example.name)}"><figcaption>{caption}</figcaption></figure>'
 

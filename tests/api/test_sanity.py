@@ -176,3 +176,14 @@ def test_mistakes_get_a_clear_error(client, samples, body, status, field):
 def test_texts_for_an_image_model_are_refused(client):
     r = client.post("/v1/models/shapes/sanity", json={"texts": ["hello"], "methods": ["gradient"]})
     assert r.status_code == 422
+
+
+def test_a_deadline_drops_the_rest_of_the_work(client, samples):
+    _, images = samples
+    body = {"images": images, "methods": [{"name": "smoothgrad", "samples": 200}], "timeout_ms": 50}
+    r = client.post("/v1/models/shapes/sanity", json=body)
+    assert r.status_code == 504, r.text
+    assert r.json()["error"]["code"] == "deadline_exceeded"
+    # The device is free again: a small check right after it is answered.
+    small = client.post("/v1/models/shapes/sanity", json={"images": images[:1], "methods": ["gradient"]})
+    assert small.status_code == 200

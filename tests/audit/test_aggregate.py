@@ -9,7 +9,7 @@ import pytest
 from service.audit.aggregate import Audit
 from service.audit.inputs import Item
 from service.audit.region import Region
-from service.client import Explanation, ExplainResult, Prediction, Token
+from service.client import ExplainResult, Explanation, Prediction, Token
 
 
 def result(label: str, index: int, saliency: np.ndarray, tokens: list[Token] | None = None) -> ExplainResult:
@@ -79,4 +79,7 @@ def test_text_models_get_the_tokens_with_the_highest_mean_score_seen_often_enoug
     top = audit.predicted["positive"].top_tokens(5)
     assert [t for t, _, _ in top] == ["mike", "great"]  # "lid" is seen twice, fewer than 3 times
     assert top[0][1:] == (pytest.approx(0.8), 3) and top[1][1:] == (pytest.approx(0.4), 3)
-    assert audit.predicted["positive"].map_sum is None and audit.summary()["predicted"]["positive"]["top_tokens"][0][0] == "mike"
+    assert (
+        audit.predicted["positive"].map_sum is None
+        and audit.summary()["predicted"]["positive"]["top_tokens"][0][0] == "mike"
+    )

@@ -13,7 +13,9 @@ def test_parse_region_reads_four_integers():
     assert parse_region(" 0, 1 ,2,3") == Region(0, 1, 2, 3)
 
 
-@pytest.mark.parametrize("text", ["1,2,3", "1,2,3,4,5", "a,b,c,d", "1.5,2,3,4", "", "1,,3,4", "²,1,2,3", "9" * 40 + ",1,2,3"])
+@pytest.mark.parametrize(
+    "text", ["1,2,3", "1,2,3,4,5", "a,b,c,d", "1.5,2,3,4", "", "1,,3,4", "²,1,2,3", "9" * 40 + ",1,2,3"]
+)
 def test_parse_region_refuses_anything_else_in_one_line(text):
     with pytest.raises(ValueError) as info:
         parse_region(text)
@@ -21,7 +23,9 @@ def test_parse_region_refuses_anything_else_in_one_line(text):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("box", [(0, 0, 97, 10), (-1, 0, 5, 5), (5, 5, 5, 9), (5, 9, 6, 9), (10, 0, 5, 5), (0, 90, 5, 97)])
+@pytest.mark.parametrize(
+    "box", [(0, 0, 97, 10), (-1, 0, 5, 5), (5, 5, 5, 9), (5, 9, 6, 9), (10, 0, 5, 5), (0, 90, 5, 97)]
+)
 def test_a_box_outside_the_input_or_empty_is_refused(box):
     with pytest.raises(ValueError, match=r"^--region .*: not a non-empty box inside the model's 96x96 input"):
         Region(*box).within(96, 96)
