@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, StrictInt
 
 from .. import deadlines, sanity
 from ..core import Ranked
+from ..errors import InvalidInput
 from ..schemas import MAX_METHODS, Inputs, MethodSpec, Prediction, Strict, TargetItem, TimeoutMs
 from .bodies import parse
 from .deps import ServicesDep, label
@@ -19,8 +20,14 @@ from .explain import ERRORS, body_doc
 router = APIRouter(prefix="/v1/models", tags=["trust"])
 
 
+METHODS_DOC = "The methods to check (required)."
+
+
 class SanitySpec(Strict):
-    methods: list[MethodSpec] = Field(min_length=1, max_length=MAX_METHODS, description="The methods to check.")
+    """A sanity request without its inputs: a multipart spec or a raw image's query string, where `methods`
+    may come from a later part (so it is checked after merging, in the route)."""
+
+    methods: list[MethodSpec] | None = Field(None, min_length=1, max_length=MAX_METHODS, description=METHODS_DOC)
     target: TargetItem | list[TargetItem] = Field(
         "predicted", description="As in explain; every map of a method explains the class the served model's did."
     )
@@ -36,7 +43,7 @@ class SanitySpec(Strict):
 
 
 class SanityRequest(SanitySpec, Inputs):
-    pass
+    methods: list[MethodSpec] = Field(min_length=1, max_length=MAX_METHODS, description=METHODS_DOC)
 
 
 class Threshold(BaseModel):
@@ -97,6 +104,9 @@ async def check(name: str, request: Request, services: ServicesDep) -> Response 
     """Sanity checks (Adebayo et al. 2018): similarity of each method's maps to those of randomized models."""
     label(request, model=name, method="sanity")
     field, inputs, spec = await parse(request, services.settings, SanityRequest, SanitySpec)
+    if spec.methods is None:
+        raise InvalidInput("methods: Field required", "methods")
+    methods = list(spec.methods)
     seconds = deadlines.seconds_for(spec.timeout_ms, services.settings.request_timeout_s)
 
     async def work(progress: Progress | None = None) -> SanityResponse:
@@ -105,7 +115,7 @@ async def check(name: str, request: Request, services: ServicesDep) -> Response 
             name,
             field,
             inputs,
-            list(spec.methods),
+            methods,
             test=spec.test,
             reference_model=spec.reference_model,
             target=spec.target,

@@ -134,6 +134,8 @@ async def plan(
         if reference_model is None:
             raise InvalidInput("data_randomization needs reference_model (shuffled-labels model)", "reference_model")
         with_field = "reference_model"
+        if reference_model == model:
+            raise InvalidParameter("the reference model must be another model (trained on shuffled labels)", with_field)
         reference = await asyncio.to_thread(services.pool.get, reference_model)
         same(loaded, reference, with_field)
         for e, p in chosen:

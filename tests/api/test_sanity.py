@@ -156,6 +156,9 @@ def test_text_models_are_checked_by_rank_correlation(client):
         ({"methods": ["gradient"], "test": "data_randomization"}, 422, "reference_model"),
         ({"methods": ["gradient"], "test": "data_randomization", "reference_model": "reviews"}, 422, "reference_model"),
         ({"methods": ["gradient"], "test": "data_randomization", "reference_model": "nope"}, 404, None),
+        ({"methods": ["gradient"], "test": "data_randomization", "reference_model": "shapes"}, 422, "reference_model"),
+        ({"methods": None}, 422, "methods"),
+        ({}, 422, "methods"),
         ({"methods": ["gradient"], "reference_model": "shapes-watermark"}, 422, "reference_model"),
         ({"methods": [{"name": "rise", "masks": 1000}]}, 413, "images"),
         ({"methods": ["nope"]}, 404, "methods.0.name"),
@@ -187,3 +190,17 @@ def test_a_deadline_drops_the_rest_of_the_work(client, samples):
     # The device is free again: a small check right after it is answered.
     small = client.post("/v1/models/shapes/sanity", json={"images": images[:1], "methods": ["gradient"]})
     assert small.status_code == 200
+
+
+def test_a_raw_image_body_takes_the_spec_from_the_query(client, samples):
+    data, _ = samples
+    buffer = io.BytesIO()
+    Image.fromarray(data.images[0]).save(buffer, "PNG")
+    query = {"methods": '["gradient", {"name": "gradcam"}]', "seed": "2"}
+    r = client.post(
+        "/v1/models/shapes/sanity", content=buffer.getvalue(), params=query, headers={"Content-Type": "image/png"}
+    )
+    assert r.status_code == 200, r.text
+    assert [m["method"]["name"] for m in r.json()["results"]] == ["gradient", "gradcam"]
+    missing = client.post("/v1/models/shapes/sanity", content=buffer.getvalue(), headers={"Content-Type": "image/png"})
+    assert missing.status_code == 422 and missing.json()["error"]["field"] == "methods"
