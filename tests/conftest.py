@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import httpx
 import numpy as np
 import pytest
 import torch
+from servers import serving
 
 from service.models import ModelSpec
 
@@ -110,42 +111,11 @@ class DemoServer:
 def demo_server(tmp_path_factory) -> Iterator[DemoServer]:
     """`saliency-service serve` over TCP with the bundled demo models (shapes, shapes-watermark, reviews,
     reviews-shortcut) and one API key, started once per session; its log is in the failure message."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-
     from service.keys import hash_key
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     log = tmp_path_factory.mktemp("demo-server") / "server.log"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SALIENCY_")}
-    env = {**clean, "OMP_NUM_THREADS": "1", "SALIENCY_API_KEY_HASHES": hash_key(DEMO_SERVER_KEY)}
-    with log.open("wb") as out:
-        command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180  # importing torch and transformers on a busy 2-core machine is slow
-        while not ready(url):
-            assert process.poll() is None, f"the demo server exited:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"the demo server did not start:\n{log.read_text()}"
-            time.sleep(0.2)
+    env = {**clean, "SALIENCY_API_KEY_HASHES": hash_key(DEMO_SERVER_KEY)}
+    # Importing torch and transformers on a busy 2-core machine is slow.
+    with serving([], env, log, startup_s=180) as (_, url):
         yield DemoServer(url, DEMO_SERVER_KEY)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False

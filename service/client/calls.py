@@ -4,6 +4,7 @@ progress event stream. Only the I/O differs between the two clients."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 from urllib.parse import quote
 
@@ -53,11 +54,22 @@ def client_headers(api_key: str | None, extra: Mapping[str, str] | None) -> dict
     return {"User-Agent": f"saliency-service-client/{__version__}", **auth, **(extra or {})}
 
 
-def call_headers(request_id: str | None, stream: bool) -> dict[str, str]:
-    return {
-        **({"X-Request-ID": request_id} if request_id else {}),
-        **({"Accept": "text/event-stream"} if stream else {}),
-    }
+@dataclass(frozen=True)
+class Request:
+    """One call: a GET without a body, else a JSON POST, whose answer streams progress events when `progress`
+    is given."""
+
+    path: str
+    body: dict[str, Any] | None = None
+    progress: Progress | None = None
+    request_id: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {
+            **({"X-Request-ID": self.request_id} if self.request_id else {}),
+            **({"Accept": "text/event-stream"} if self.progress is not None else {}),
+        }
 
 
 def inputs_body(images: ImageInput | Sequence[ImageInput] | None, texts: str | Sequence[str] | None) -> dict:
@@ -66,6 +78,16 @@ def inputs_body(images: ImageInput | Sequence[ImageInput] | None, texts: str | S
     if texts is not None:
         return {"texts": as_list(texts, (str,))}
     return {"images": image_list(images)}  # type: ignore[arg-type]  # not None: checked above
+
+
+def predict_body(
+    images: ImageInput | Sequence[ImageInput] | None,
+    texts: str | Sequence[str] | None,
+    top_k: int,
+    timeout_ms: int | None,
+) -> dict[str, Any]:
+    body = {**inputs_body(images, texts), "top_k": top_k}
+    return body if timeout_ms is None else {**body, "timeout_ms": timeout_ms}
 
 
 def explain_body(

@@ -6,12 +6,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import itertools
 import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
+from servers import serving
 
 from service.keys import hash_key
 
@@ -35,46 +35,23 @@ TINY = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def launch(model_dir, write_config_file, tmp_path):
     """launch(**env) -> (process, base URL, log path) of a server with a 1 s drain, once /healthz answers;
     killed if a test leaves it running."""
     config = write_config_file(model_dir, "live.toml", TINY)
-    processes = []
+    args, env = ["--config", str(config)], {**os.environ, "SALIENCY_DRAIN_SECONDS": "1", "SALIENCY_DEVICE": "cpu"}
+    logs = (tmp_path / f"server-{i}.log" for i in itertools.count())
+    with contextlib.ExitStack() as running:
 
-    def start(**extra_env: str):
-        port = free_port()
-        log = tmp_path / f"server-{port}.log"
-        env = {**os.environ, "SALIENCY_DRAIN_SECONDS": "1", "SALIENCY_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
-        command = [sys.executable, "-m", "service.cli", "serve", "--config", str(config), "--port", str(port)]
-        with log.open("wb") as out:
-            process = subprocess.Popen(command, env={**env, **extra_env}, stdout=out, stderr=subprocess.STDOUT)
-        processes.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, f"server exited early:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"server did not start:\n{log.read_text()}"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        return process, base, log
+        def start(**extra_env: str):
+            log = next(logs)
+            served = serving(
+                args, {**env, **extra_env}, log, ready_path="/healthz", startup_s=STARTUP_SECONDS, stop_s=None
+            )
+            return (*running.enter_context(served), log)
 
-    try:
         yield start
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
+from servers import serving
 
 from service.keys import hash_key
 
@@ -22,12 +19,6 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 KEY = "dashboard-test-key-0123456789"
 STARTUP_SECONDS = 180  # torch, transformers and the demo models on a busy 2-core machine
 READY = "body[data-ready=true]"  # set by app.js once models, methods and samples are in
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,33 +30,10 @@ def api_key() -> str:
 def server(tmp_path_factory):
     """The base URL of `saliency-service serve` with the bundled demo models and one API key."""
     log = tmp_path_factory.mktemp("dashboard-server") / "server.log"
-    port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SALIENCY_DEVICE": "cpu"}
-    env["SALIENCY_API_KEY_HASHES"] = f"{hash_key(KEY)}:dashboard"
+    env = {**os.environ, "SALIENCY_DEVICE": "cpu", "SALIENCY_API_KEY_HASHES": f"{hash_key(KEY)}:dashboard"}
     env.pop("SALIENCY_CONFIG", None)  # the bundled demo models
-    with log.open("wb") as out:
-        command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, f"server exited early:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"server not ready:\n{log.read_text()}"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+    with serving([], env, log, startup_s=STARTUP_SECONDS) as (_, base):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from servers import serving
 
 import service.demo
 from service.demo import shapes
@@ -33,12 +29,6 @@ class Live:
     @property
     def host(self) -> str:
         return self.url.removeprefix("http://")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="package")
@@ -58,27 +48,9 @@ def live_server(tmp_path_factory) -> Iterator[Live]:
         "std = [0.25, 0.25, 0.25]\n"
         'target_layer = "block4"\n'
     )
-    port = free_port()
-    log = folder / "server.log"
-    env = {**os.environ, "SALIENCY_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "service.cli", "serve", "--config", str(config), "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, f"server exited early:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"server did not start:\n{log.read_text()}"
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    log, args, env = folder / "server.log", ["--config", str(config)], {**os.environ, "SALIENCY_DEVICE": "cpu"}
+    with serving(args, env, log, ready_path="/v2/health/ready", startup_s=STARTUP_SECONDS, stop_s=None) as (_, url):
         yield Live(url, log)
-    finally:
-        process.kill()
-        process.wait()
 
 
 @dataclass(frozen=True)
