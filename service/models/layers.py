@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .tracing import trace
+
 
 def observe_outputs(model: nn.Module, example: Tensor, observe: Callable[[str, Tensor], None]) -> None:
     """One inference forward of `example`, calling observe(module name, output) as each module finishes."""
@@ -53,7 +55,7 @@ def relu_modules_only(model: nn.Module) -> str | None:
     """None when every ReLU of the model's forward is an nn.ReLU module (what guided backprop can reach), else
     why not: ReLUs applied as functions, no ReLU at all, or a forward torch.fx cannot trace to tell."""
     try:
-        graph = torch.fx.symbolic_trace(model).graph
+        graph = trace(model)
     except Exception as exc:  # data-dependent control flow, TorchScript, ...
         return f"its forward cannot be traced to find its ReLUs ({type(exc).__name__})"
     for node in graph.nodes:

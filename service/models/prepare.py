@@ -19,6 +19,8 @@ import torch
 from torch import Tensor, fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from .tracing import trace
+
 log = logging.getLogger(__name__)
 
 
@@ -85,7 +87,7 @@ def fold_batchnorm(module: nn.Module) -> tuple[nn.Module, list[str]]:
     """A copy of `module` in which each eval-mode BatchNorm2d that alone reads a Conv2d's output is folded
     into that convolution and replaced by an identity. The module tree and names stay, so hooks and CAM
     layers work as before; only the folded convolutions' own outputs change. Returns the folded conv names."""
-    graph = fx.symbolic_trace(module).graph
+    graph = trace(module)
     modules = dict(module.named_modules())
     calls: dict[str, int] = {}
     for node in graph.nodes:
