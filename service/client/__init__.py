@@ -16,11 +16,23 @@ from .aio import AsyncClient
 from .calls import EvaluateOptions, OutputOptions, Progress
 from .convert import ImageInput
 from .errors import ServiceError
-from .results import Explained, ExplainResult, Explanation, Faithfulness, Predicted, Prediction, Token
+from .results import (
+    Checked,
+    Explained,
+    ExplainResult,
+    Explanation,
+    Faithfulness,
+    MethodCheck,
+    Predicted,
+    Prediction,
+    Token,
+)
 from .sync import Client
 
 __all__ = [
     "AsyncClient",
+    "Checked",
+    "MethodCheck",
     "Client",
     "EvaluateOptions",
     "ExplainResult",

@@ -12,14 +12,20 @@ from . import calls
 from .base import BaseClient
 from .calls import Request
 from .errors import from_transport
-from .results import Explained, Predicted
+from .results import Checked, Explained, Predicted
 
 T = TypeVar("T")
 Awaited = Coroutine[Any, Any, T]
 
 
 class AsyncClient(
-    BaseClient[httpx.AsyncBaseTransport, Awaited[list[dict[str, Any]]], Awaited[Predicted], Awaited[Explained]]
+    BaseClient[
+        httpx.AsyncBaseTransport,
+        Awaited[list[dict[str, Any]]],
+        Awaited[Predicted],
+        Awaited[Explained],
+        Awaited[Checked],
+    ]
 ):
     """A saliency-service at `base_url` (e.g. http://127.0.0.1:8000), with an API key if the server has keys.
 

@@ -12,16 +12,17 @@ import httpx
 from . import calls
 from .calls import DEFAULT_TIMEOUT, EvaluateOptions, MethodSpec, OutputOptions, Progress, Request
 from .convert import ImageInput
-from .results import parse_explained, parse_predicted
+from .results import parse_checked, parse_explained, parse_predicted
 
 # What each client's calls take and return: Client the answers, AsyncClient coroutines of them.
 TransportT = TypeVar("TransportT")
 ListedT = TypeVar("ListedT")
 PredictedT = TypeVar("PredictedT")
 ExplainedT = TypeVar("ExplainedT")
+CheckedT = TypeVar("CheckedT")
 
 
-class BaseClient(Generic[TransportT, ListedT, PredictedT, ExplainedT]):
+class BaseClient(Generic[TransportT, ListedT, PredictedT, ExplainedT, CheckedT]):
     _http_type: Callable[..., Any]  # httpx.Client or httpx.AsyncClient
 
     def __init__(
@@ -93,6 +94,33 @@ class BaseClient(Generic[TransportT, ListedT, PredictedT, ExplainedT]):
             return Request(calls.model_path(model, "explain"), body, progress, request_id)
 
         return self._send(request, parse_explained)
+
+    def sanity(
+        self,
+        model: str,
+        images: ImageInput | Sequence[ImageInput] | None = None,
+        *,
+        texts: str | Sequence[str] | None = None,
+        methods: Sequence[MethodSpec],
+        test: str = "model_randomization",
+        reference_model: str | None = None,
+        target: int | str | Sequence[int | str] = "predicted",
+        seed: int = 0,
+        timeout_ms: int | None = None,
+        progress: Progress | None = None,
+        request_id: str | None = None,
+    ) -> CheckedT:
+        """Sanity checks of `methods` on these inputs (Adebayo et al. 2018): `model_randomization` (a randomized
+        copy of the model, block by block) or `data_randomization` against `reference_model`."""
+
+        def request() -> Request:
+            body = calls.sanity_body(
+                images, texts, methods=methods, test=test, reference_model=reference_model, target=target,
+                seed=seed, timeout_ms=timeout_ms,
+            )  # fmt: skip
+            return Request(calls.model_path(model, "sanity"), body, progress, request_id)
+
+        return self._send(request, parse_checked)
 
     def _send(self, request: Callable[[], Request], parse: Callable[[Any, str | None], Any]) -> Any:
         """parse(JSON body, request id) of the answer to request(): the I/O, each client's own."""

@@ -102,6 +102,18 @@ def explain_body(
     return {**inputs_body(images, texts), **{key: value for key, value in spec.items() if value is not None}}
 
 
+def sanity_body(
+    images: ImageInput | Sequence[ImageInput] | None,
+    texts: str | Sequence[str] | None,
+    methods: Sequence[MethodSpec],
+    **spec: Any,
+) -> dict[str, Any]:
+    """The JSON body of a sanity call; None leaves a field to the server's default."""
+    chosen = [m if isinstance(m, str) else dict(m) for m in methods]
+    given = {key: value for key, value in spec.items() if value is not None}
+    return {**inputs_body(images, texts), "methods": chosen, **given}
+
+
 def json_answer(response: httpx.Response) -> tuple[Any, str | None]:
     """(the JSON body, the request id) of a successful answer; else the ServiceError it carries."""
     request_id = response.headers.get("x-request-id")

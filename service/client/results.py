@@ -112,6 +112,46 @@ class Predicted:
     request_id: str | None = None
 
 
+@dataclass
+class MethodCheck:
+    """One method's sanity check: its similarity to the original maps at each step, and the verdict."""
+
+    method: dict[str, Any]
+    steps: list[str]  # what was randomized at each step, or the reference model
+    spearman: list[float]
+    ssim: list[float | None]
+    verdict: str  # "pass" or "fail"
+    threshold: dict[str, Any]
+
+
+@dataclass
+class Checked:
+    """A sanity call's answer: per method, the curves and verdict; per input, the class every map explains."""
+
+    model: str
+    test: str
+    reference_model: str | None
+    targets: list[Prediction]
+    results: list[MethodCheck]
+    timing_ms: dict[str, float]
+    request_id: str | None = None
+
+    def verdicts(self) -> dict[str, str]:
+        """{method name: "pass" or "fail"}."""
+        return {r.method["name"]: r.verdict for r in self.results}
+
+
+def parse_checked(body: dict[str, Any], request_id: str | None = None) -> Checked:
+    try:
+        targets = [Prediction(**t) for t in body["targets"]]
+        results = [MethodCheck(**r) for r in body["results"]]
+        return Checked(
+            body["model"], body["test"], body["reference_model"], targets, results, body["timing_ms"], request_id
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise invalid(exc, request_id) from None
+
+
 def parse_explained(body: dict[str, Any], request_id: str | None = None) -> Explained:
     """The JSON of /explain, single-method (`method`, fields on each result) or several (`methods`)."""
     try:

@@ -233,3 +233,36 @@ def socket_port():
             yield s.getsockname()[1]
 
     return bound()
+
+
+def test_sanity_checks_come_back_as_dataclasses_with_progress(client, raw, pixels):
+    seen: list[tuple[int, int]] = []
+    checked = client.sanity(
+        "shapes", pixels, methods=["gradient", {"name": "gradcam"}], seed=3, progress=lambda d, t: seen.append((d, t))
+    )
+    body = {"images": [b64(pixels)], "methods": ["gradient", {"name": "gradcam"}], "seed": 3}
+    expected = raw("/v1/models/shapes/sanity", body)
+    assert checked.test == "model_randomization" and checked.reference_model is None
+    assert [r.method for r in checked.results] == [r["method"] for r in expected["results"]]
+    for got, want in zip(checked.results, expected["results"], strict=True):
+        assert got.steps == want["steps"] and got.verdict == want["verdict"]
+        assert got.spearman == pytest.approx(want["spearman"], abs=1e-6)
+        assert got.ssim == pytest.approx(want["ssim"], abs=1e-6)
+    assert checked.targets[0].index == expected["targets"][0]["index"]
+    assert seen and seen[-1][0] == seen[-1][1] == 12  # 2 rows a set (shared), 6 sets
+    assert set(checked.verdicts()) == {"gradient", "gradcam"}
+
+
+def test_a_data_randomization_check_names_its_reference(client, pixels):
+    checked = client.sanity(
+        "shapes",
+        [pixels, pixels],
+        methods=["gradient"],
+        test="data_randomization",
+        reference_model="shapes-random-labels",
+    )
+    assert checked.reference_model == "shapes-random-labels"
+    assert checked.results[0].steps == ["shapes-random-labels"] and len(checked.targets) == 2
+    with pytest.raises(ServiceError) as raised:
+        client.sanity("shapes", pixels, methods=["gradient"], test="data_randomization")
+    assert raised.value.status == 422 and raised.value.field == "reference_model"
