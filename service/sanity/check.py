@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from torch import Tensor, nn
 
 from .. import core
-from ..codecs import Batch, Codec
+from ..codecs import Codec
 from ..errors import InvalidInput, InvalidParameter, PayloadTooLarge
 from ..explainers import Cost, Explainer, Params
 from ..models import LoadedModel
 from ..runner import Progress, explain_rows
 from . import randomize
+from .runs import Runs
 from .similarity import mean_similarity
 from .verdict import Threshold, verdict
 
@@ -177,36 +177,3 @@ def same(loaded: LoadedModel, reference: LoadedModel, field: str) -> None:
 def add(curves: list[list], originals: list[list[np.ndarray]], others: list[list[np.ndarray]]) -> None:
     for curve, a, b in zip(curves, originals, others, strict=True):
         curve.append(mean_similarity(a, b))
-
-
-@dataclass
-class MapSet:
-    logits: Tensor
-    targets: Tensor
-    per_method: list[list[np.ndarray]]  # per method, per input
-
-
-class Runs:
-    """Sets of maps of the same inputs on a model (or a copy of it), with progress across all sets."""
-
-    def __init__(self, services: core.Services, work: Work, batch: Batch, progress: Progress | None):
-        self.services, self.work, self.batch, self.progress = services, work, batch, progress
-        self.done = 0
-        self.total = work.rows * (1 + len(work.steps))
-
-    async def maps(self, loaded: LoadedModel, module: nn.Module | None, targets: Tensor) -> MapSet:
-        offset = self.done
-
-        def report(done: int, _total: int) -> None:
-            if self.progress is not None:
-                self.progress(offset + done, self.total)
-
-        results = await self.services.runner.explain(
-            loaded, self.work.methods, self.batch.x, targets, "logit", report, module=module
-        )
-        self.done = offset + self.work.rows
-        per_method = [
-            self.work.codec.scores(self.batch, result, explainer)
-            for result, (explainer, _) in zip(results, self.work.methods, strict=True)
-        ]
-        return MapSet(results[0].logits.float(), results[0].targets, per_method)
