@@ -2,7 +2,7 @@
 
 Each client sends one image at a time and sends the next as soon as its answer arrives (a closed loop). The
 rate is taken between the completion of round `warm_cycles` and round `warm_cycles + timed_cycles`. The
-engine packs the rows of whatever requests are waiting into each pass (service/scheduler), so the limit is
+engine packs the rows of whatever requests are waiting into each pass (service/engine), so the limit is
 the raw fwd+bwd rate at batch `clients` of the user's own model, unprepared (`loaded.prepared.original`).
 
 With `--before DIR` the same figure is also measured for the older checkout and for this one, each server in

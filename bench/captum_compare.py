@@ -5,7 +5,7 @@ prediction in the answer and the raw attribution back as a float32 array (`reduc
 no PNG); the client's JSON parse and base64 decode of the array are included. The image goes as a lossless
 PNG already at the model's input size (resize "exact" is then the identity), so the server's input tensor
 is exactly the one Captum gets; that is checked before timing. Ours, engine only (info rows):
-`service.runner.run_explain` on the same model object, the server's compute without decode, HTTP or encode.
+`service.core.plans.explain_here` on the same model object, the server's compute without decode, HTTP or encode.
 
 Captum: in this process, on the user's own model as the server loaded it, unprepared
 (`loaded.prepared.original`; the server's passes run on the BatchNorm-folded copy, which differs by float
@@ -40,9 +40,10 @@ from torch import Tensor, nn
 
 from service.codecs import codec_for
 from service.codecs.options import OutputOptions
+from service.core.plans import explain_here
+from service.engine.hooks import find_module
+from service.engine.runner import chunk_rows
 from service.explainers import PixelSpace, default_registry
-from service.explainers.hooks import find_module
-from service.runner import chunk_rows, run_explain
 
 from .common import (
     MODEL,
@@ -231,7 +232,7 @@ def run(ctx: Context) -> Report:
             classes: dict[str, list[int]] = {"e2e": [], "captum": []}
 
             def engine(params=params, explainer=explainer) -> Tensor:
-                return run_explain(loaded, explainer, params, x, predicted, "logit", settings).attributions
+                return explain_here(loaded, explainer, params, x, predicted, "logit", settings).attributions
 
             def captum(method=method, seen=classes["captum"]) -> Tensor:
                 with torch.no_grad():
@@ -266,7 +267,7 @@ def run(ctx: Context) -> Report:
                 if not same_class:
                     ok, note = False, f"{note}; NOT the same class: ours {classes['e2e']}, Captum {classes['captum']}"
                 row = Row(name, result[side] * 1000, result["captum"] * 1000, "ms", target, "", valid=ok)
-                row.note = f"{'end to end, ' if side == 'e2e' else 'run_explain, '}{note}; median of {repeats}"
+                row.note = f"{'end to end, ' if side == 'e2e' else 'explain_here, '}{note}; median of {repeats}"
                 (report.rows if side == "e2e" else engine_rows).append(row)
     report.rows += engine_rows  # after the rows that carry the targets
     report.notes.append(

@@ -31,7 +31,7 @@ from service.models import LoadedModel, ModelPool, load_config
 try:
     from service.codecs.image.transforms import to_input
 except ImportError:  # older checkouts, whose servers bench/serve.py also runs with this file
-    from service.models.transforms import to_input  # type: ignore[no-redef]
+    from service.models.transforms import to_input
 from service.settings import Settings
 
 MODEL = "bench"  # the model's name in every config the benchmarks write
@@ -192,11 +192,18 @@ def write_config(folder: Path, arch: str, size: int) -> Path:
 def load_model(config: Path, device: str, **overrides: object) -> tuple[LoadedModel, Settings]:
     """The model as the server loads it: prepared (BatchNorm folded, ...) per the settings, with the pool's
     measure of a row's memory. Settings not given here come from SALIENCY_* variables, as for a server."""
-    import service.main  # here, not above: bench/serve.py imports this file with older trees' `service`
+    import importlib  # here, not above: bench/serve.py imports this file with older trees' `service`
 
     settings = Settings(config=config, device=device, **overrides)
     torch.manual_seed(0)
-    options = getattr(service.main, "prepare_options", None)  # older trees do not prepare models
+    options = None  # older trees do not prepare models; some had prepare_options in service.main
+    for where in ("service.core.services", "service.main"):
+        try:
+            options = getattr(importlib.import_module(where), "prepare_options", None)
+        except ImportError:
+            continue
+        if options is not None:
+            break
     kwargs = {"prepare": options(settings)} if options is not None else {}
     loaded = ModelPool(load_config(config), device=device, **kwargs).get(MODEL)
     return loaded, settings

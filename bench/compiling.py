@@ -152,6 +152,6 @@ def run(ctx: Context) -> Report:
 
 
 def compiled_sizes(served: Served) -> tuple[int, ...]:
-    from service.main import prepare_options
+    from service.core.services import prepare_options
 
     return prepare_options(served.settings).compile_sizes

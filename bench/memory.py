@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
+from service.core.plans import explain_here
+from service.engine.runner import chunk_rows
 from service.explainers import default_registry
-from service.runner import chunk_rows, run_explain
 
 from .common import Context, Report, Row, load_model, model_input, sync, write_config
 
@@ -48,7 +49,7 @@ def measure_here(config: str, device: str, spec: dict) -> dict:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # resets VmHWM to the current RSS: the model's loading peak does not count
     started = time.perf_counter()
-    run_explain(loaded, explainer, params, x, targets, "logit", settings)
+    explain_here(loaded, explainer, params, x, targets, "logit", settings)
     sync(loaded.device)
     seconds = time.perf_counter() - started
     peak = torch.cuda.max_memory_allocated(loaded.device) if cuda else proc_status("VmHWM")

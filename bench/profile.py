@@ -51,15 +51,15 @@ def png_rle(rgb: np.ndarray) -> bytes:
 def stages(size: int, repeats: int, folder: Path) -> tuple[list[tuple[str, float, float]], str]:
     # Here, not above: `--server-only` runs this file against older checkouts, whose modules were laid out
     # otherwise (it needs only the server).
-    from service.api.responses import explain_response
+    from service.api.v1.responses import explain_response
+    from service.api.v1.schemas import ExplainRequest
     from service.codecs import Batch, codec_for
     from service.codecs.arrays import encode_array
     from service.codecs.image import maps as image_maps
-    from service.core import Explained, rank, ranked
+    from service.core.plans import explain_here
+    from service.core.results import Explained, rank, ranked
     from service.explainers import default_registry
     from service.explainers.postprocess import normalize, reduce_channels
-    from service.runner import method_cost, run_explain
-    from service.schemas import ExplainRequest
 
     config = write_config(folder, "resnet18", size)
     loaded, settings = load_model(config, "cpu")
@@ -69,11 +69,10 @@ def stages(size: int, repeats: int, folder: Path) -> tuple[list[tuple[str, float
     output = request.output
     explainer, params = default_registry().parse(request.method_specs()[0])
     codec = codec_for(loaded.kind)
-    costs = [(explainer, method_cost(loaded, explainer, params))]
-    batch = codec.decode(codec.admit(inputs, loaded, settings, costs, output), loaded, settings, output)
+    batch = codec.decode(codec.admit(inputs, loaded, settings, [explainer], output), loaded, settings, output)
     picture, geometry = batch.items[0]
     targets = torch.full((1,), -1, dtype=torch.long)
-    result = run_explain(loaded, explainer, params, batch.x, targets, request.objective, settings)
+    result = explain_here(loaded, explainer, params, batch.x, targets, request.objective, settings)
 
     def encode() -> Explained:
         """What the server does with an explanation: the maps and PNGs (the codec's render), the predictions."""
@@ -91,17 +90,17 @@ def stages(size: int, repeats: int, folder: Path) -> tuple[list[tuple[str, float
     rgb = np.asarray(Image.open(io.BytesIO(overlay)).convert("RGB"))  # the overlay's pixels, to time the PNG alone
 
     def engine() -> object:
-        return run_explain(loaded, explainer, params, batch.x, targets, "logit", settings)
+        return explain_here(loaded, explainer, params, batch.x, targets, "logit", settings)
 
     def decode() -> object:
-        return codec.decode(codec.admit(inputs, loaded, settings, costs, output), loaded, settings, output)
+        return codec.decode(codec.admit(inputs, loaded, settings, [explainer], output), loaded, settings, output)
 
     out = [
         ("request JSON parse + spec", lambda: ExplainRequest.model_validate_json(body).given()),
         ("base64 + JPEG decode + resize/normalise (codec admit + decode)", decode),
         ("raw fwd+bwd, the user's model, unprepared (torch)", lambda: fwd_bwd(user_model(loaded), batch.x)),
         ("raw fwd+bwd, the prepared module the passes run on", lambda: fwd_bwd(loaded.module, batch.x)),
-        ("engine: run_explain(gradient)", engine),
+        ("engine: explain_here(gradient)", engine),
         ("encode total (codec render: array + overlay; predictions)", encode),
         ("  reduce + normalise", lambda: normalize(reduce_channels(result.attributions, "max_abs"), "minmax")),
         ("  to_original_size", lambda: image_maps.to_original_size(map2d, geometry)),

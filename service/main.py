@@ -1,4 +1,4 @@
-"""create_app(settings): the lifespan builds the model pool, the registry and the runner; no import-time state."""
+"""create_app(settings): the lifespan builds the services (service.core.services); no import-time state."""
 
 from __future__ import annotations
 
@@ -11,56 +11,16 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from . import __version__
-from .api import auth, demo, docs, explain, handlers, health, methods, models, sanity, ui, v2
+from .api import auth, docs, handlers, health, ui, v2
 from .api.observe import RequestObserver, valid_request_id
-from .codecs.workers import CodecWorkers
-from .core import Services
-from .explainers import default_registry
+from .api.v1 import demo, explain, methods, models, sanity
+from .core import build_services
 from .keys import ApiKeys
 from .metrics import Metrics
-from .models import ModelPool, load_config
-from .models.failures import Backoff
-from .models.pool import resolve_device
-from .models.prepare import PrepareOptions
-from .runner import DEFAULT_CHUNK, EngineRunner
+from .models import ModelPool
 from .settings import Settings
 
 log = logging.getLogger("service")
-
-
-def build_services(settings: Settings, metrics: Metrics | None = None) -> Services:
-    def on_load(loaded) -> None:
-        if metrics is not None:
-            metrics.load_seconds.labels(loaded.spec.name).set(loaded.load_seconds)
-
-    pool = ModelPool(
-        load_config(settings.config),
-        device=settings.device,
-        max_loaded=settings.max_loaded_models,
-        max_param_bytes=settings.max_param_bytes,
-        on_load=on_load,
-        prepare=prepare_options(settings),
-        backoff=Backoff(settings.load_retry_s, settings.load_retry_max_s),
-    )
-    return Services(
-        settings=settings,
-        pool=pool,
-        registry=default_registry(),
-        runner=EngineRunner(settings, metrics),
-        codecs=CodecWorkers(settings.codec_threads),
-    )
-
-
-def prepare_options(settings: Settings) -> PrepareOptions:
-    # Compiled passes are warmed up for one row and a full chunk of the device the models will run on.
-    chunk = settings.chunk_size or DEFAULT_CHUNK.get(resolve_device(settings.device).type, 32)
-    return PrepareOptions(
-        fold_batchnorm=settings.fold_batchnorm,
-        channels_last=settings.channels_last,
-        compile=settings.compile,
-        compile_sizes=(1, chunk),
-        tolerance=settings.prepare_tolerance,
-    )
 
 
 async def retry_failed_loads(pool: ModelPool, every_s: float = 1.0) -> None:
@@ -89,8 +49,7 @@ def create_app(settings: Settings | None = None, api_keys: ApiKeys | None = None
             yield
         finally:
             retrying.cancel()
-            services.runner.close()
-            services.codecs.close()
+            services.close()
 
     docs_open = settings.docs == "open"
     app = FastAPI(

@@ -51,7 +51,8 @@ class Settings(BaseSettings):
         2 * 2**30, ge=2**20, description="Lowers chunk_size so one pass's activations fit in this many bytes."
     )
     max_passes_per_image: int = Field(1100, ge=1, description="Caps steps, samples and occlusion windows.")
-    # Admission (service/admission.py): checked from the image headers before any pixel is decoded; 413 beyond.
+    # Admission, before any pixel is decoded; 413 beyond. Passes: service/core/rows.py; memory from the image
+    # headers: service/codecs/image/admission.py.
     max_passes_per_request: int = Field(
         16_384, ge=1, description="Caps model passes of a request over all its images (passes per image x images)."
     )

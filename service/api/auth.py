@@ -11,7 +11,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from ..errors import Unauthorized
 from ..keys import ApiKeys
 from ..logs import key_name
-from ..schemas import ErrorBody
+from .common import ErrorBody
 
 log = logging.getLogger("service.api")
 

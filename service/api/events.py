@@ -16,12 +16,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from ..engine.runner import Progress
 from ..errors import ServiceError
 
 log = logging.getLogger("service.api")
 
 PROGRESS_INTERVAL_S = 0.1
-Progress = Callable[[int, int], None]
 
 
 def wants_events(accept: str) -> bool:

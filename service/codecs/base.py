@@ -1,8 +1,10 @@
 """The codec contract: one per modality, between a request's inputs and the engine, and back.
 
-The core (service/core.py) holds a codec and never looks inside: the image codec turns base64 pictures into
-(N, C, H, W) tensors and maps into arrays and PNGs; the text codec turns strings into token embeddings and
-scores into tokens and HTML. Every method runs in a codec thread (codecs/workers.py), none on the event loop.
+The core (service/core) holds a codec and never looks inside: the image codec turns base64 pictures into
+(N, C, H, W) tensors and maps into arrays and PNGs; the text codec turns strings into token rows (ids and
+mask; the device thread embeds them) and scores into tokens and HTML. `admit`, `decode`, `render` and
+`scores` do the CPU work and run on a codec thread (codecs/workers.py), never on the event loop; `reduction`
+is a lookup, called anywhere. No codec method runs the model.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 from torch import Tensor
 
-from ..explainers import Cost, Explainer, Explanation
+from ..explainers import Explainer, Explanation
 from ..explainers.postprocess import Reduce
 from ..models import LoadedModel
 from ..settings import Settings
@@ -38,11 +40,11 @@ class Codec(ABC):
         raw: Sequence[Any],
         loaded: LoadedModel,
         settings: Settings,
-        methods: list[tuple[Explainer, Cost]],
+        methods: list[Explainer],
         output: OutputOptions | None,
     ) -> Any:
         """Refuses what is too large from the cheapest look (headers, lengths); `output` None is a predict.
-        Returns what `decode` takes."""
+        Returns what `decode` takes. The passes are counted before, by the core (service/core/rows.py)."""
 
     @abstractmethod
     def decode(self, admitted: Any, loaded: LoadedModel, settings: Settings, output: OutputOptions | None) -> Batch:

@@ -1,1 +1,2 @@
-"""The demo models served when no config is given: a synthetic shapes data set and its training script."""
+"""The demo models' runtime: the shapes network and data generator, their weights, the text models'
+directories and the samples the dashboard offers. Training and measuring them are tools/demo (not installed)."""

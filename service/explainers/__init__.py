@@ -1,7 +1,6 @@
-"""Explainers: one file per method behind a registry; base.py holds the contract."""
+"""Explainers: one file per method behind a registry; base.py holds the contract, the engine runs the plans."""
 
-from .base import Capabilities, Cost, ExplainContext, Explainer, Explanation, Objective, Params, PixelSpace
-from .engine import explain
+from .base import Capabilities, Cost, ExplainContext, Explainer, Explanation, Params, PixelSpace
 from .registry import Registry, default_registry
 
 __all__ = [
@@ -10,10 +9,8 @@ __all__ = [
     "ExplainContext",
     "Explainer",
     "Explanation",
-    "Objective",
     "Params",
     "PixelSpace",
     "Registry",
     "default_registry",
-    "explain",
 ]

@@ -2,8 +2,10 @@
 
 Canonical shapes only: inputs are (N, C, H, W) in model-input space, targets are (N,) int64, results are
 (N, C, H, W) for pixel-space methods and (N, H, W) for CAM methods, at input resolution, unreduced.
-A method is a plan (plan.py): it names the rows it needs and folds their results; it never runs the model
-itself, so every pass is bounded by the chunk size and shared with other requests by the scheduler.
+A method is a plan (service.engine.plan): it names the rows it needs and folds their results, and the
+engine runs them, so every pass is sized and shared with other requests by the scheduler. The one pass a
+plan may make itself: a CAM method on a model with no known layer probes one row to find the last spatial
+layer (models/layers.py); served models know theirs from load, so only scripts and tests meet it.
 """
 
 from __future__ import annotations
@@ -17,12 +19,9 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
+from ..engine.plan import Plan
 from ..errors import InvalidParameter
-from .plan import TOP, Plan, targets_or_top
 from .text_space import TextSpace
-
-Objective = Literal["logit", "probability", "log_probability"]
-OBJECTIVES: tuple[str, ...] = ("logit", "probability", "log_probability")
 
 
 class Params(BaseModel):
@@ -78,17 +77,12 @@ class PixelSpace:
 
 @dataclass(frozen=True)
 class ExplainContext:
-    objective: Objective = "logit"
-    chunk_size: int = 64
+    """What a plan needs to know of the model's input space; the objective and the pass size are the engine's
+    (engine.run, the device worker), since a plan never runs a pass."""
+
     pixel_space: PixelSpace = field(default_factory=PixelSpace)
     layer: str | None = None  # CAM methods: module name; None = found automatically
     text: TextSpace | None = None  # text models: rows are token embeddings (see models/text.py)
-
-    def __post_init__(self) -> None:
-        if self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
 
 
 @dataclass
@@ -136,33 +130,5 @@ class Explainer(ABC):
     def plan(self, model: nn.Module, x: Tensor, targets: Tensor, params: Params, ctx: ExplainContext) -> Plan:
         """The rows this explanation needs, returning an `Explanation`; a target of TOP is the row's top class.
 
-        `model` is only for looking things up (a default layer); passes are the scheduler's to run.
+        `model` is for looking things up (a layer); passes are the engine's to run.
         """
-
-    def explain(
-        self, model: nn.Module, x: Tensor, targets: Tensor | None, params: Params, ctx: ExplainContext
-    ) -> Explanation:
-        """Runs the plan on this thread (tests, CLI, benchmarks); the server schedules plans instead."""
-        from ..scheduler.inline import run_plans  # the scheduler imports this module
-
-        plan = self.plan(model, x, targets_or_top(targets, len(x), x.device), params, ctx)
-        (result,) = run_plans(model, [plan], ctx.objective, ctx.chunk_size)
-        assert isinstance(result, Explanation)
-        return result
-
-
-def score(logits: Tensor, targets: Tensor, objective: Objective) -> Tensor:
-    """S per row: the objective of the row's target class."""
-    if objective == "probability":
-        logits = logits.softmax(dim=1)
-    elif objective == "log_probability":
-        logits = logits.log_softmax(dim=1)
-    return logits.gather(1, targets.view(-1, 1)).squeeze(1)
-
-
-def resolve(logits: Tensor, targets: Tensor | None) -> Tensor:
-    """The class each row explains: its given target, or its top class where the target is None or TOP."""
-    if targets is None:
-        return logits.argmax(dim=1)
-    # TOP entries let one batch mix "predicted" rows with explicit ones (requests batched together).
-    return torch.where(targets == TOP, logits.argmax(dim=1), targets)

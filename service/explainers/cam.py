@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from ..engine.hooks import find_module
+from ..engine.plan import PassOutput, clean_rows
 from ..errors import InvalidParameter
 from ..models.layers import spatial_layers
 from .base import Capabilities, Cost, ExplainContext, Explainer, Explanation, Params
-from .hooks import find_module
-from .plan import PassOutput, clean_rows
 
 
 class CamParams(Params):

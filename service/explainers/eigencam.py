@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..engine.plan import clean_rows
 from .base import Capabilities, Cost, Explainer, Explanation
 from .cam import CamParams, cam_layer, feature_maps, upsampled
-from .plan import clean_rows
 
 
 def first_component(activations: Tensor) -> Tensor:

@@ -30,8 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
+from ..engine.plan import PassOutput, Plan, Rows
 from .base import Explanation, PixelSpace
-from .plan import PassOutput, Plan, Rows
 from .postprocess import Reduce, reduce_channels
 from .text_space import TextSpace, token_scores
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..engine.plan import clean_rows
 from .base import Capabilities, Cost, Explainer, Explanation, Params
-from .plan import clean_rows
 
 
 class GradientParams(Params):

@@ -8,8 +8,8 @@ core answers 422 for other models.
 
 from __future__ import annotations
 
+from ..engine.plan import pass_over
 from .base import Capabilities, Cost, Explainer, Explanation, Params
-from .plan import pass_over
 
 
 class GuidedBackpropParams(Params):

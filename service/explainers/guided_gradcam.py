@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ..engine.plan import pass_over
 from .base import Capabilities, Cost, Explanation
 from .cam import CamExplainer
 from .gradcam import GradCam
-from .plan import pass_over
 
 
 class GuidedGradCam(CamExplainer):

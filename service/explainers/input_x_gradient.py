@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..engine.plan import clean_rows
 from .base import Capabilities, Explanation
 from .gradient import Gradient
-from .plan import clean_rows
 
 
 class InputXGradient(Gradient):

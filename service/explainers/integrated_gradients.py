@@ -14,9 +14,9 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from ..engine.plan import PassOutput, Rows, clean_rows, pass_over
 from .base import Capabilities, Cost, Explainer, Explanation, Params
 from .baselines import make_baseline
-from .plan import PassOutput, Rows, clean_rows, pass_over
 from .text_space import TextBaseline
 
 Rule = Literal["gauss_legendre", "riemann_right", "riemann_middle"]

@@ -14,9 +14,9 @@ import torch
 from pydantic import Field, ValidationInfo, field_validator
 from torch import Tensor
 
+from ..engine.plan import PassOutput, Rows, clean_rows
 from .base import Capabilities, Cost, Explainer, Explanation, Params
 from .baselines import make_baseline
-from .plan import PassOutput, Rows, clean_rows
 from .text_occlusion import TextOcclusionParams, token_occlusion
 
 

@@ -68,8 +68,9 @@ class Registry:
             spec = {"name": spec}
         fields = dict(spec)
         name = fields.pop("name", None)
-        if not isinstance(name, str):
-            raise InvalidParameter("method needs a 'name' string", field="method.name")
+        if not isinstance(name, str) or not name:
+            # {} and "" are the client's mistakes, not a request for the default method (which is no method).
+            raise InvalidParameter("method needs a 'name' string (not empty; see GET /v1/methods)", field="method.name")
         explainer = self.get(name)
         try:
             return explainer, explainer.params_for(kind).model_validate(fields)

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
+from ..engine.plan import PassOutput, Rows, clean_rows
 from .base import Capabilities, Cost, Explainer, Explanation, Params
 from .baselines import make_baseline
-from .plan import PassOutput, Rows, clean_rows
 
 SEED_STRIDE = 1_000_003  # keeps the generators of two requests' seeds apart for any mask count
 

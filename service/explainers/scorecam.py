@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..engine.plan import PassOutput, Rows, clean_rows
 from .base import Capabilities, Cost, Explainer, Explanation
 from .cam import CamParams, cam_layer, feature_maps, upsampled
-from .plan import PassOutput, Rows, clean_rows
 
 EPS = 1e-8  # pytorch-grad-cam's stabiliser of the min-max scaling, kept so the two agree
 

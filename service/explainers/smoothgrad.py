@@ -14,8 +14,8 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from ..engine.plan import PassOutput, Rows, clean_rows
 from .base import Capabilities, Cost, Explainer, Explanation, Params
-from .plan import PassOutput, Rows, clean_rows
 
 
 class SmoothGradParams(Params):

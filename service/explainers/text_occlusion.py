@@ -13,8 +13,8 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from ..engine.plan import PassOutput, Plan, Rows, clean_rows
 from .base import Explanation, Params
-from .plan import PassOutput, Plan, Rows, clean_rows
 from .text_space import TextSpace
 
 

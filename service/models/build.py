@@ -46,7 +46,7 @@ def image(spec: ModelSpec, device: torch.device, options: PrepareOptions) -> Bui
 
 
 def text(spec: ModelSpec, device: torch.device) -> Built:
-    from . import text as text_models  # transformers comes with it: only when a text model is configured
+    from . import text as text_models
 
     model, tokenizer = text_models.load(spec)
     module = text_models.TextClassifier(model.to(device), text_models.embedding_layer_name(model, spec))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -56,10 +57,27 @@ class ModelSpec(BaseModel):
             raise ValueError('weights = "torchvision:..." needs architecture = "torchvision:NAME"')
         if data.get("weights") is not None:
             raise ValueError("give a weights file or torchvision's weights, not both")
-        from . import pretrained  # torchvision's weights API: only for a spec that names its weights
+        from . import pretrained
 
         member = pretrained.resolve(name, str(data["pretrained"]))
         return {**data, **pretrained.spec_defaults(member, data), "pretrained": member.name}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _transformers_config(cls, data: Any) -> Any:
+        """A transformers directory's config.json says how many classes it has (num_labels, or its id2label):
+        the TOML may leave num_classes out, and where it gives it, the two must agree. Read as JSON, without
+        importing transformers; a directory without a readable config fails later, at load, saying why."""
+        if not isinstance(data, dict) or data.get("kind") != "text":
+            return data
+        scheme, _, ref = str(data.get("architecture", "")).partition(":")
+        if scheme != "transformers":
+            return data
+        found = config_classes(Path(ref) / "config.json")
+        given = data.get("num_classes")
+        if found is not None and given is not None and given != found:
+            raise ValueError(f"num_classes = {given} but the model's config.json has {found} labels")
+        return data if found is None or given is not None else {**data, "num_classes": found}
 
     @field_validator("architecture")
     @classmethod
@@ -104,6 +122,22 @@ class ModelSpec(BaseModel):
     @property
     def channels(self) -> int:
         return len(self.mean)
+
+
+def config_classes(path: Path) -> int | None:
+    """The class count of a transformers config.json: num_labels, else the size of id2label; None when the
+    file is missing, unreadable or says neither."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    count = config.get("num_labels")
+    if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+        return count
+    id2label = config.get("id2label")
+    return len(id2label) if isinstance(id2label, dict) and id2label else None
 
 
 def load_config(path: str | Path) -> list[ModelSpec]:

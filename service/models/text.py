@@ -61,6 +61,18 @@ class TextClassifier(nn.Module):
             handle.remove()
         return captured[0]
 
+    def rows(self, tokens: Tensor) -> Tensor:
+        """Rows (N, T, D + 2) of token rows (N, T, 2) = (attention mask, token id): the layer's values by
+        `embed`, which runs the model where the layer is not an embedding table, so it belongs on the
+        device's thread (service.core.plans), not a codec's."""
+        mask, ids = tokens[..., 0], tokens[..., 1].round().long()
+        return rows_of(self.embed(ids, mask), mask, ids)
+
+
+def token_rows(mask: Tensor, ids: Tensor) -> Tensor:
+    """What the codec hands the engine: (N, T, 2), the attention mask and the token id of each token."""
+    return torch.stack([mask.float(), ids.float()], dim=-1)
+
 
 def split(rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(values, attention mask, token ids) of rows (N, T, D + 2)."""

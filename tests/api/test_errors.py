@@ -154,6 +154,9 @@ CORPUS = [
     Bad("GET on explain", 405, "method_not_allowed", lambda i: ("GET", EXPLAIN, {})),
     # Method parameters.
     Bad("method without a name", 422, "invalid_parameter", explain(method={"steps": 4}), "method.name"),
+    Bad("method an empty object", 422, "invalid_parameter", explain(method={}), "method.name"),
+    Bad("method an empty name", 422, "invalid_parameter", explain(method=""), "method.name"),
+    Bad("method with an empty name", 422, "invalid_parameter", explain(method={"name": ""}), "method.name"),
     Bad("method name not a string", 422, "invalid_parameter", explain(method={"name": 3}), "method.name"),
     Bad("method is a number", 422, "invalid_input", explain(method=5), ANY),
     Bad(

@@ -1,4 +1,4 @@
-"""The committed openapi/openapi.json is what the app generates (regenerate: python -m service.openapi)."""
+"""The committed openapi/openapi.json is what the app generates (regenerate: python -m tools.openapi)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from pathlib import Path
 
 from openapi_spec_validator import validate
 
-from service import openapi
+from tools import openapi
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 
 
 def test_committed_document_is_up_to_date():
     assert COMMITTED.read_text() == openapi.render(), (
-        "openapi/openapi.json is stale: run `python -m service.openapi` and commit the result"
+        "openapi/openapi.json is stale: run `python -m tools.openapi` and commit the result"
     )
 
 

@@ -11,8 +11,8 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from saliency_client import AsyncClient, Client, ServiceError
 
-from service.client import AsyncClient, Client, ServiceError
 from service.demo import shapes
 
 RAW_DTYPES = {"float32": "<f4", "float16": "<f2", "uint8": "u1"}

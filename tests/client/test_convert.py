@@ -8,9 +8,9 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from saliency_client import ServiceError
+from saliency_client.convert import decode_array, image_bytes, image_list
 
-from service.client import ServiceError
-from service.client.convert import decode_array, image_bytes, image_list
 from service.codecs.arrays import encode_array
 
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from service.demo.text import corpus, train
-from service.demo.text.tokenizer import MAX_LENGTH, SPECIAL_TOKENS
+from service.demo.text import corpus
+from tools.demo.text import train
+from tools.demo.text.tokenizer import MAX_LENGTH, SPECIAL_TOKENS
 
 SEED = 123_456  # outside the training, evaluation and tokenizer seeds
 MODEL_DIRS = {spec.name: train.TEXT_DIR / spec.name for spec in train.DEMO_MODELS}

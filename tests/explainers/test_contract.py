@@ -6,10 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 import torch.nn.modules.module as module_lib
+from explaining import RunContext, explain
 from torch import Tensor, nn
 
-from service.errors import InvalidParameter, InvalidTarget, UnknownMethod
-from service.explainers import Capabilities, Cost, ExplainContext, Params, default_registry, explain
+from service.errors import InvalidParameter, UnknownMethod
+from service.explainers import Capabilities, Cost, ExplainContext, Params, default_registry
 
 # Small parameters per method; MODELS overrides what depends on the image size.
 CASES: dict[str, dict] = {
@@ -189,9 +190,7 @@ def test_negative_target_explains_the_rows_top_class(registry):
 @pytest.mark.parametrize("method", METHODS)
 def test_chunk_size_does_not_change_results(registry, subject, method):
     model_name, model, x, _ = subject
-    results = [
-        run(registry, method, model, x, [1, 3], model_name, ExplainContext(chunk_size=size)) for size in (64, 3, 1)
-    ]
+    results = [run(registry, method, model, x, [1, 3], model_name, RunContext(chunk_size=size)) for size in (64, 3, 1)]
     for other in results[1:]:
         close(other.attributions, results[0].attributions)
         close(other.logits, results[0].logits)
@@ -239,7 +238,7 @@ def test_no_side_effects_on_the_model(registry, subject, method):
     model_name, model, x, _ = subject
     training, flags, state = model_state(model)
     run(registry, method, model, x, [1, 3], model_name)
-    run(registry, method, model, x, None, model_name, ExplainContext(chunk_size=1, objective="probability"))
+    run(registry, method, model, x, None, model_name, RunContext(chunk_size=1, objective="probability"))
     assert model.training is training is False
     assert [(n, p.requires_grad) for n, p in model.named_parameters()] == flags
     assert all(p.grad is None for p in model.parameters())
@@ -307,7 +306,7 @@ LAYER_CHOICES = [(m, {}) for m in METHODS] + [(m, {"layer": "features"}) for m i
 def test_hooks_removed_when_the_forward_fails(registry, method, overrides, fail_on):
     model = FailsOnCall(fail_on).eval()
     with pytest.raises(RuntimeError, match="forward failed"):  # chunks of 1: every method makes 2+ passes
-        run(registry, method, model, images(2, 16), [1, 3], ctx=ExplainContext(chunk_size=1), **overrides)
+        run(registry, method, model, images(2, 16), [1, 3], ctx=RunContext(chunk_size=1), **overrides)
     assert hooks_left(model) == []
     assert all(p.grad is None for p in model.parameters())
 
@@ -421,17 +420,3 @@ def test_parse_errors(registry, spec, error, field):
     with pytest.raises(error) as raised:
         registry.parse(spec)
     assert raised.value.field == field
-
-
-@pytest.mark.parametrize("targets", [[0, 5], [7, 1], [1]], ids=["too-large", "too-large-first", "too-few"])
-def test_invalid_targets(registry, targets):
-    explainer, params = parse(registry, "gradient")
-    with pytest.raises(InvalidTarget) as raised:
-        explain(explainer, small_net(), images(2, 16), torch.tensor(targets), params, ExplainContext(), num_classes=5)
-    assert raised.value.field == "target"
-
-
-def test_input_must_be_a_batch_of_images(registry):
-    explainer, params = parse(registry, "gradient")
-    with pytest.raises(ValueError):
-        explain(explainer, small_net(), images(1, 16)[0], None, params, ExplainContext())

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from explaining import explain
 
-from service.explainers import ExplainContext, explain
+from service.explainers import ExplainContext
 from service.explainers.eigencam import first_component
 
 svd_on_activations = pytest.importorskip("pytorch_grad_cam.utils.svd_on_activations")

@@ -9,9 +9,10 @@ import math
 
 import pytest
 import torch
+from explaining import RunContext, explain
 from torch import Tensor, nn
 
-from service.explainers import ExplainContext, PixelSpace, explain
+from service.explainers import ExplainContext, PixelSpace
 
 C, H, W, K = 2, 4, 5, 3
 PIXEL_SPACE = PixelSpace(mean=(0.5, 0.25), std=(0.25, 0.5))
@@ -82,7 +83,7 @@ def test_objectives_match_the_closed_form_softmax_gradient(registry, objective):
     # d log p_t / dx = w_t - sum_k p_k w_k;  d p_t / dx = p_t * (that)
     dlogp = weight[targets] - p @ weight
     expected = dlogp if objective == "log_probability" else p[[0, 1], targets].unsqueeze(1) * dlogp
-    result = run(registry, "gradient", model, x, targets, ExplainContext(objective=objective))
+    result = run(registry, "gradient", model, x, targets, RunContext(objective=objective))
     torch.testing.assert_close(result.attributions.double(), expected.view(-1, C, H, W), rtol=1e-5, atol=1e-7)
 
 
@@ -184,7 +185,7 @@ def test_integrated_gradients_quadrature_points_and_weights(registry, rule, base
 
 def test_completeness_delta_is_attribution_sum_minus_score_gap(registry):
     model, x, targets = linear_model(), images() * 4, [0, 1]
-    ctx = ExplainContext(objective="probability")
+    ctx = RunContext(objective="probability")
     result = run(
         registry, "integrated_gradients", model, x, targets, ctx, steps=2, rule="riemann_right", baseline="zero"
     )

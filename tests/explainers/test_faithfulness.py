@@ -8,10 +8,10 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from service.core.plans import explain_here
 from service.explainers import PixelSpace, default_registry
 from service.explainers.faithfulness import EvaluateSpec, auc, ranking
 from service.models import ModelPool, ModelSpec
-from service.runner import run_explain
 from service.settings import Settings
 
 REGISTRY = default_registry()
@@ -49,7 +49,7 @@ def test_curves_and_aucs_follow_the_definitions(loaded, metric, steps):
     x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     explainer, params = REGISTRY.parse("gradient")
     spec = EvaluateSpec(metrics=[metric], steps=steps, seed=3)
-    result = run_explain(loaded, explainer, params, x, torch.tensor([-1, 2]), "logit", Settings(), (spec, ["max_abs"]))
+    result = explain_here(loaded, explainer, params, x, torch.tensor([-1, 2]), "logit", Settings(), (spec, ["max_abs"]))
     measured = result.faithfulness[metric]
     pixels = PixelSpace(loaded.spec.mean, loaded.spec.std)
     generator = torch.Generator().manual_seed(3)
@@ -102,7 +102,7 @@ def test_text_curves_mask_the_ranked_tokens_by_their_ids(reviews, metric):
     explainer, params = REGISTRY.parse("input_x_gradient", "text")
     steps = 3
     spec = EvaluateSpec(metrics=[metric], steps=steps, seed=5)
-    result = run_explain(
+    result = explain_here(
         reviews, explainer, params, batch.x, torch.tensor([-1, 0]), "logit", Settings(), (spec, ["sum"])
     )
     tokenizer, hf = reviews.tokenizer, reviews.module.model

@@ -13,11 +13,11 @@ from captum.attr import GuidedBackprop, GuidedGradCam
 from torch import nn
 
 from service.core import check_method
+from service.core.plans import explain_here
 from service.errors import InvalidParameter
 from service.explainers import default_registry
 from service.models import ModelPool, ModelSpec
 from service.models.layers import relu_modules_only
-from service.runner import run_explain
 from service.settings import Settings
 
 REGISTRY = default_registry()
@@ -51,7 +51,7 @@ def relu_hooks(model: nn.Module) -> int:
 def test_guided_backprop_equals_captums(cnn):
     x, targets = inputs(), torch.tensor([1, 3])
     explainer, params = REGISTRY.parse("guided_backprop")
-    ours = run_explain(cnn, explainer, params, x, targets, "logit", Settings())
+    ours = explain_here(cnn, explainer, params, x, targets, "logit", Settings())
     theirs = GuidedBackprop(cnn.prepared.original).attribute(x, target=targets)
     torch.testing.assert_close(ours.attributions, theirs, rtol=1e-4, atol=1e-6)
     assert relu_hooks(cnn.module) == 0 and relu_hooks(cnn.prepared.original) == 0
@@ -60,7 +60,7 @@ def test_guided_backprop_equals_captums(cnn):
 def test_guided_gradcam_equals_captums(cnn):
     x, targets = inputs(), torch.tensor([0, 2])
     explainer, params = REGISTRY.parse({"name": "guided_gradcam", "layer": "block4"})
-    ours = run_explain(cnn, explainer, params, x, targets, "logit", Settings())
+    ours = explain_here(cnn, explainer, params, x, targets, "logit", Settings())
     model = cnn.prepared.original
     theirs = GuidedGradCam(model, model.block4).attribute(x, target=targets, interpolate_mode="bilinear")
     torch.testing.assert_close(ours.attributions, theirs, rtol=1e-4, atol=1e-6)
@@ -70,7 +70,7 @@ def test_inplace_and_reused_relus_are_guided_too(resnet):
     """torchvision's resnet calls one ReLU(inplace=True) twice per block; Captum needs them separate."""
     x, targets = inputs(), torch.tensor([4, 0])
     explainer, params = REGISTRY.parse("guided_backprop")
-    ours = run_explain(resnet, explainer, params, x, targets, "logit", Settings())
+    ours = explain_here(resnet, explainer, params, x, targets, "logit", Settings())
     separate = copy.deepcopy(resnet.prepared.original)
     for module in separate.modules():
         if isinstance(module, nn.ReLU):
@@ -84,7 +84,7 @@ def test_inplace_and_reused_relus_are_guided_too(resnet):
 def test_a_failing_pass_leaves_no_hook_behind(cnn, monkeypatch):
     explainer, params = REGISTRY.parse("guided_backprop")
     with pytest.raises(RuntimeError, match="out of bounds"):  # class 9 of 4: the pass fails while hooked
-        run_explain(cnn, explainer, params, inputs(1), torch.tensor([9]), "logit", Settings())
+        explain_here(cnn, explainer, params, inputs(1), torch.tensor([9]), "logit", Settings())
     assert relu_hooks(cnn.module) == 0 and relu_hooks(cnn.prepared.original) == 0
 
 

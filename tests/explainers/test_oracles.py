@@ -8,9 +8,10 @@ import copy
 
 import pytest
 import torch
+from explaining import RunContext, explain
 from torch import Tensor, nn
 
-from service.explainers import ExplainContext, PixelSpace, explain
+from service.explainers import ExplainContext, PixelSpace
 from service.explainers.postprocess import normalize
 
 captum_attr = pytest.importorskip("captum.attr")
@@ -171,7 +172,7 @@ def test_forward_only_cams_match_pytorch_grad_cam(registry, resnet18, small_cnn,
     model, size = (resnet18, 64) if model_name == "resnet18" else (small_cnn, 32)
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(5))
     expected = pytorch_grad_cam_maps(reference, model, layer, x)
-    result = ours(registry, method, model, x, ExplainContext(chunk_size=16), layer=layer).attributions
+    result = ours(registry, method, model, x, RunContext(chunk_size=16), layer=layer).attributions
     assert_same_scaled_maps(result, expected)
     assert not torch.equal(expected[0], expected[1])
 
@@ -180,7 +181,7 @@ def test_scorecam_with_probability_is_pytorch_grad_cams_softmax_target(registry,
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
     softmax_target = model_targets.ClassifierOutputSoftmaxTarget
     expected = pytorch_grad_cam_maps("ScoreCAM", small_cnn, "features.4", x, softmax_target)
-    ctx = ExplainContext(objective="probability")
+    ctx = RunContext(objective="probability")
     assert_same_scaled_maps(ours(registry, "scorecam", small_cnn, x, ctx, layer="features.4").attributions, expected)
     by_logit = ours(registry, "scorecam", small_cnn, x, layer="features.4").attributions
     assert not torch.allclose(normalize(by_logit, "minmax"), expected, atol=1e-3)  # the objective matters

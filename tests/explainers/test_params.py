@@ -49,3 +49,9 @@ def test_number_parameters_take_integers_but_not_strings_or_booleans(registry, m
         with pytest.raises(InvalidParameter) as raised:
             registry.parse({"name": method, name: value})
         assert raised.value.field == f"method.{name}"
+
+
+def test_an_empty_layer_name_is_a_parameter_error():
+    with pytest.raises(InvalidParameter) as info:
+        default_registry().parse({"name": "gradcam", "layer": ""})
+    assert info.value.field == "method.layer"

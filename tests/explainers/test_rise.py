@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from service.core.plans import explain_here
 from service.explainers import PixelSpace, default_registry
 from service.explainers.rise import RiseParams, rise_masks
 from service.models import ModelPool, ModelSpec
-from service.runner import run_explain
 from service.settings import Settings
 
 REGISTRY = default_registry()
@@ -25,7 +25,7 @@ def test_the_map_is_the_score_weighted_mean_of_the_masks(loaded, chunk):
     x, targets = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(4)), torch.tensor([1, 3])
     spec = {"name": "rise", "masks": 9, "cell": 5, "p": 0.4, "seed": 2}
     explainer, params = REGISTRY.parse(spec)
-    result = run_explain(loaded, explainer, params, x, targets, "probability", Settings(chunk_size=chunk))
+    result = explain_here(loaded, explainer, params, x, targets, "probability", Settings(chunk_size=chunk))
     black = PixelSpace(loaded.spec.mean, loaded.spec.std).from_pixels(torch.zeros_like(x))
     model = loaded.prepared.original
     expected = torch.zeros(2, 16, 16)

@@ -3,10 +3,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from explaining import RunContext, explain
 from torch import Tensor, nn
 
 from service.errors import InvalidParameter
-from service.explainers import ExplainContext, explain
+from service.explainers import ExplainContext
 
 LAYER = "model.3"  # the pass_log CNN's last ReLU: 16 channels of 8x8 at 16x16 input
 
@@ -42,7 +43,7 @@ def by_definition(model: nn.Module, x: Tensor, target: int, layer: str, objectiv
 @pytest.mark.parametrize("objective", ["logit", "probability"])
 def test_matches_the_definition_channel_by_channel(registry, pass_log, objective):
     x = images(2)
-    result = scorecam(registry, pass_log, x, [1, 3], ExplainContext(objective=objective, chunk_size=5))
+    result = scorecam(registry, pass_log, x, [1, 3], RunContext(objective=objective, chunk_size=5))
     for i, target in enumerate([1, 3]):
         expected = by_definition(pass_log, x[i], target, LAYER, objective)
         assert expected.max() > 0
@@ -50,7 +51,7 @@ def test_matches_the_definition_channel_by_channel(registry, pass_log, objective
 
 
 def test_rows_are_forward_only_and_exactly_what_the_cost_counts(registry, pass_log):
-    scorecam(registry, pass_log, images(3), [0, 1, 2], ExplainContext(chunk_size=5))
+    scorecam(registry, pass_log, images(3), [0, 1, 2], RunContext(chunk_size=5))
     explainer, params = registry.parse({"name": "scorecam"})
     cost = explainer.cost_on(params, (16, 16), {LAYER: (16, 8, 8)}, LAYER)
     assert (cost.forward, cost.backward, cost.driver) == (17, 0, "layer")  # the clean pass + one per channel

@@ -9,10 +9,10 @@ from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 from transformers import AutoModelForSequenceClassification
 
 from service.codecs import codec_for
+from service.core.plans import explain_here
+from service.engine.executor import run_pass
 from service.explainers import default_registry
 from service.models import ModelPool, ModelSpec
-from service.runner import run_explain
-from service.scheduler.executor import run_pass
 from service.settings import Settings
 
 REGISTRY = default_registry()
@@ -38,7 +38,7 @@ def rows(loaded, texts):
 def ours(loaded, method: dict, texts=TEXTS, targets=(1, 0)):
     explainer, params = REGISTRY.parse(method, "text")
     x = rows(loaded, texts).x
-    return run_explain(loaded, explainer, params, x, torch.tensor(targets), "logit", SETTINGS), x
+    return explain_here(loaded, explainer, params, x, torch.tensor(targets), "logit", SETTINGS), x
 
 
 def captum_inputs(loaded, texts):
@@ -105,8 +105,10 @@ def test_a_text_scores_the_same_alone_and_padded_in_a_batch(loaded, method):
 
 def test_rows_of_texts_of_different_lengths_share_a_pass_exactly(loaded):
     explainer, params = REGISTRY.parse("gradient", "text")
-    short, long = rows(loaded, TEXTS[:1]).x, rows(loaded, TEXTS[1:]).x
-    from service.explainers.plan import Rows
+    short, long = (
+        loaded.module.rows(rows(loaded, texts).x) for texts in (TEXTS[:1], TEXTS[1:])
+    )  # as the device thread makes them
+    from service.engine.plan import Rows
 
     def group(x):
         return Rows(len(x), lambda a, b: (x[a:b], torch.tensor([1])), lambda *_: None, input_grad=True)

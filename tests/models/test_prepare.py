@@ -7,11 +7,11 @@ import torch
 import torchvision
 from torch import nn
 
+from service.core.plans import explain_here, pass_module
 from service.explainers import default_registry
 from service.models import ModelPool
 from service.models import prepare as prepare_module
 from service.models.prepare import PrepareOptions, fold_batchnorm, prepare
-from service.runner import pass_module, run_explain
 from service.settings import Settings
 
 REGISTRY = default_registry()
@@ -88,8 +88,8 @@ def test_folded_and_unfolded_models_give_the_same_maps(weights, name):
     explainer, params = REGISTRY.parse({"name": name, **METHODS[name]})
     x, targets = probe(3), torch.tensor([-1, 2, 4])
     settings = Settings(chunk_size=5)
-    a = run_explain(folded, explainer, params, x, targets, "logit", settings)
-    b = run_explain(plain, explainer, params, x, targets, "logit", settings)
+    a = explain_here(folded, explainer, params, x, targets, "logit", settings)
+    b = explain_here(plain, explainer, params, x, targets, "logit", settings)
     assert torch.equal(a.targets, b.targets)
     torch.testing.assert_close(a.logits, b.logits, rtol=1e-4, atol=1e-4)
     scale = b.attributions.flatten(1).abs().amax(dim=1).clamp_min(1e-12).view(-1, *[1] * (b.attributions.dim() - 1))
@@ -105,8 +105,8 @@ def test_a_cam_on_a_folded_convolution_runs_on_the_unfolded_model(weights):
     block = REGISTRY.parse({"name": "gradcam", "layer": "layer4"})
     assert pass_module(folded, [block]) is folded.module is not folded.prepared.original
     x, targets = probe(2), torch.tensor([1, 3])
-    a = run_explain(folded, explainer, params, x, targets, "logit", Settings())
-    b = run_explain(plain, explainer, params, x, targets, "logit", Settings())
+    a = explain_here(folded, explainer, params, x, targets, "logit", Settings())
+    b = explain_here(plain, explainer, params, x, targets, "logit", Settings())
     torch.testing.assert_close(a.attributions, b.attributions, rtol=1e-4, atol=1e-6)
 
 

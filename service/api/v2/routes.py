@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
-from ... import __version__, deadlines
+from ... import __version__
+from ...core import deadlines
 from ...errors import NotFound
+from ..common import self_contained
 from ..deps import ServicesDep, label
 from ..disconnect import cancel_on_disconnect
-from ..explain import self_contained
 from . import signature, wire
 from .errors import INFER_RESPONSES, RESPONSES, V2Route, error
 from .infer import run

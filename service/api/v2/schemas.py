@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from ...codecs.options import Strict
-from ...explainers.base import Objective
+from ...engine.plan import Objective
 from ...explainers.postprocess import Normalize, Reduce
-from ...schemas import MethodSpec, TargetItem
+from ..common import MethodSpec, TargetItem
 
 Dimension = Annotated[StrictInt, Field(ge=0, lt=2**63)]  # "representable as an unsigned 64-bit integer"
 Parameters = dict[str, Any]

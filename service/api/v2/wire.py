@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from ...errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from ...settings import Settings
-from ..bodies import read_body
+from ..common import read_body
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 # Content-Encoding a client may compress its request with (tritonclient's request_compression_algorithm).

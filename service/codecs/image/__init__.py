@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ...errors import InvalidInput
-from ...explainers import Cost, Explainer, Explanation
+from ...explainers import Explainer, Explanation
 from ...explainers.postprocess import Reduce, reduce_channels
 from ...models import LoadedModel
 from ...settings import Settings
@@ -29,16 +29,12 @@ class ImageCodec(Codec):
         raw: Sequence[bytes | str],
         loaded: LoadedModel,
         settings: Settings,
-        methods: list[tuple[Explainer, Cost]],
+        methods: list[Explainer],
         output: OutputOptions | None,
     ) -> list[bytes]:
         spec = loaded.spec
         data, headers = admission.inspect(list(raw), settings)
-        if output is None:
-            work = admission.Work(spec.input_size, spec.channels, passes_per_image=1)
-        else:
-            work = admission.Work.of(methods, spec, output)
-        admission.admit(headers, work, settings)
+        admission.admit(headers, admission.Work.of(methods, spec, output), settings)
         return data
 
     def decode(

@@ -4,7 +4,7 @@ is decoded. A request over a limit gets 413, saying which limit and by how much.
 Peak memory is the largest of three phases (decode, encode, response), each a sum of bytes-per-pixel terms.
 The factors are VmHWM growth measured on CPU, one stage at a time in a fresh process (Pillow 13, numpy 2.4,
 torch 2.14, FastAPI 0.165), rounded up; 16 kinds of whole request then measured 0.4 to 0.9 of their estimate
-(tests/api/test_admission.py measures one near the limit). The engine's per-pass activations are not in it:
+(tests/api/v1/test_admission.py measures one near the limit). The engine's per-pass activations are not in it:
 memory_budget_bytes bounds those once per device, since a device runs one pass at a time.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from PIL import ImageMode
 
 from ...errors import InvalidInput, PayloadTooLarge
-from ...explainers import Cost, Explainer
+from ...explainers import Explainer
 from ...explainers.postprocess import Normalize, Reduce
 from ...models.spec import ModelSpec
 from ...settings import Settings
@@ -61,23 +61,21 @@ class Header:
 
 @dataclass(frozen=True)
 class Work:
-    """What a request asks of the model and the encoder; output None is a predict."""
+    """What a request asks of the encoder (its passes are the core's to count); output None is a predict."""
 
     input_size: tuple[int, int]
     channels: int
-    passes_per_image: int
     map_channels: int = 1  # C with reduce="none" on a pixel-space method
     maps: int = 1  # explanations per image (one per method)
     output: Filled | None = None
-    driver: str | None = None  # the method parameter that scales the passes
 
     @classmethod
-    def of(cls, methods: list[tuple[Explainer, Cost]], spec: ModelSpec, given: OutputOptions) -> Work:
+    def of(cls, methods: list[Explainer], spec: ModelSpec, given: OutputOptions | None) -> Work:
+        if given is None:
+            return cls(spec.input_size, spec.channels)
         output = given.filled(*DEFAULTS)
-        pixel = any(e.capabilities.output == "pixel" for e, _ in methods) and output.reduce == "none"
-        passes = sum(max(c.forward, c.backward) for _, c in methods)
-        driver = next((c.driver for _, c in methods if c.driver), None)
-        return cls(spec.input_size, spec.channels, passes, spec.channels if pixel else 1, len(methods), output, driver)
+        pixel = any(e.capabilities.output == "pixel" for e in methods) and output.reduce == "none"
+        return cls(spec.input_size, spec.channels, spec.channels if pixel else 1, len(methods), output)
 
 
 def inspect(raw: list[bytes | str], settings: Settings) -> tuple[list[bytes], list[Header]]:
@@ -163,16 +161,7 @@ def encode_bytes(pixels: int, channels: int, out: Filled) -> float:
 
 
 def admit(headers: list[Header], work: Work, settings: Settings) -> None:
-    """Raises PayloadTooLarge when the request is over a limit on passes, output pixels or memory."""
-    passes = work.passes_per_image * len(headers)
-    if passes > settings.max_passes_per_request:
-        raise PayloadTooLarge(
-            f"{len(headers)} images x {work.passes_per_image} model passes = {passes} passes is over the "
-            f"{settings.max_passes_per_request} limit (max_passes_per_request) by "
-            f"{passes - settings.max_passes_per_request}; send fewer images"
-            + (f" or lower method.{work.driver}" if work.driver else ""),
-            f"method.{work.driver}" if work.driver else "images",
-        )
+    """Raises PayloadTooLarge when the request is over a limit on output pixels or memory."""
     if at_original(work.output):
         pixels = sum(x.pixels for x in headers)
         if pixels > settings.max_output_pixels:

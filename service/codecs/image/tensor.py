@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ...errors import InvalidInput
-from ...explainers import Cost, Explainer
+from ...explainers import Explainer
 from ...models import LoadedModel
 from ...settings import Settings
 from ..base import Batch
@@ -35,7 +35,7 @@ class TensorCodec(ImageCodec):
         raw: Sequence[Any],
         loaded: LoadedModel,
         settings: Settings,
-        methods: list[tuple[Explainer, Cost]],
+        methods: list[Explainer],
         output: OutputOptions | None,
     ) -> list[Any]:
         """Each input (C, H, W) as the model takes it, finite, within the image limits."""
@@ -59,12 +59,7 @@ class TensorCodec(ImageCodec):
         # Admission counts a tensor as a picture of its size with 4-byte pixels: the same limits as images.
         nbytes = FLOAT_BYTES * math.prod(expected)
         header = admission.Header(spec.input_size[1], spec.input_size[0], "F", "tensor", nbytes)
-        work = (
-            admission.Work(spec.input_size, spec.channels, passes_per_image=1)
-            if output is None
-            else admission.Work.of(methods, spec, output)
-        )
-        admission.admit([header] * len(raw), work, settings)
+        admission.admit([header] * len(raw), admission.Work.of(methods, spec, output), settings)
         return list(raw)
 
     def decode(

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidInput, PayloadTooLarge
-from ...explainers import Cost, Explainer, Explanation
+from ...explainers import Explainer, Explanation
 from ...explainers.postprocess import Reduce
 from ...explainers.text_space import token_scores
 from ...models import LoadedModel
-from ...models.text import TextClassifier, rows_of
+from ...models.text import token_rows
 from ...settings import Settings
 from ..base import Batch, Codec
 from ..options import OutputOptions
@@ -28,7 +28,7 @@ class TextCodec(Codec):
         raw: Sequence[Any],
         loaded: LoadedModel,
         settings: Settings,
-        methods: list[tuple[Explainer, Cost]],
+        methods: list[Explainer],
         output: OutputOptions | None,
     ) -> list[str]:
         if len(raw) > settings.max_texts:
@@ -45,7 +45,8 @@ class TextCodec(Codec):
         return list(raw)
 
     def decode(self, admitted: list[str], loaded: LoadedModel, settings: Settings, output: OutputOptions | None):
-        """Tokens (padded to the longest text) and their values at the attributed layer, as rows."""
+        """Tokens (padded to the longest text) as token rows; their values at the attributed layer are the
+        device thread's to compute (service.core.plans.model_rows)."""
         limit = loaded.spec.max_length
         encoded = loaded.tokenizer(
             admitted,
@@ -59,9 +60,6 @@ class TextCodec(Codec):
         for i, length in enumerate(mask.sum(dim=1).tolist()):
             if length > limit:
                 raise InvalidInput(f"text is {length} tokens, over model's limit of {limit}", f"texts.{i}")
-        module = loaded.module
-        assert isinstance(module, TextClassifier)
-        values = module.embed(ids.to(loaded.device), mask.to(loaded.device)).float().cpu()
         items = []
         for i, text in enumerate(admitted):
             length = int(mask[i].sum())
@@ -73,7 +71,7 @@ class TextCodec(Codec):
                     "special": encoded["special_tokens_mask"][i, :length].bool().tolist(),
                 }
             )
-        return Batch(rows_of(values, mask, ids), items)
+        return Batch(token_rows(mask, ids), items)
 
     def render(self, batch: Batch, results: list[Explanation], explainers: list[Explainer], output: OutputOptions):
         return render(batch.items, results, explainers, output)

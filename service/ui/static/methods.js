@@ -15,13 +15,12 @@ export function showMethods(container, methods, model, previous) {
     const schema = kind === "text" ? method.text_parameters : method.parameters;
     const form = parameterForm(schema, model);
     const box = element("input", { type: "checkbox", value: method.name, checked: chosen.has(method.name) });
-    const passes = method.passes_per_image.forward + method.passes_per_image.backward;
     const label = element(
       "label",
       { class: "method", title: method.description },
       box,
       ` ${method.name} `,
-      element("small", { title: COST }, `${passes} passes`),
+      element("small", { title: COST }, passesText(method.passes_per_image, model)),
     );
     const row = element("div", { class: "method-row", "data-method": method.name }, label);
     if (form.children.length) row.append(form);
@@ -33,6 +32,16 @@ export function showMethods(container, methods, model, previous) {
     row.box = box;
     container.append(row);
   }
+}
+
+// Score-CAM runs a forward pass per channel of its layer: the model's default layer, when the model is loaded.
+function passesText(cost, model) {
+  const passes = cost.forward + cost.backward;
+  const perChannel = cost.forward_per_layer_channel;
+  if (!perChannel) return `${passes} passes`;
+  const channels = model.layer_channels && model.layer_channels[model.default_layer];
+  if (channels === undefined || channels === null) return `${passes} + ${perChannel} per layer channel passes`;
+  return `${passes + perChannel * channels} passes`;
 }
 
 const checkedRows = (container) => [...container.querySelectorAll(".method-row")].filter((row) => row.box.checked);

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from service.api.v1.schemas import OutputOptions
 from service.codecs.image import admission
 from service.codecs.image.admission import Header, Work, estimate_bytes
 from service.errors import InvalidImage, PayloadTooLarge
 from service.explainers import default_registry
 from service.models.spec import ModelSpec
-from service.schemas import OutputOptions
 from service.settings import Settings
 
 RESNET = ModelSpec(name="resnet", architecture="torchvision:resnet50", num_classes=1000)  # 224x224 RGB
@@ -24,7 +24,7 @@ GiB = 2**30
 
 def work(method: str | dict = "gradient", spec: ModelSpec = RESNET, **output) -> Work:
     explainer, params = default_registry().parse(method)
-    return Work.of([(explainer, explainer.cost(params, spec.input_size))], spec, OutputOptions(**output))
+    return Work.of([explainer], spec, OutputOptions(**output))
 
 
 def photos(n: int, width: int, height: int) -> list[Header]:
@@ -46,7 +46,7 @@ def encoded(image: Image.Image, fmt: str) -> bytes:
         (photos(2, 4000, 3000), work(overlay=True)),
         (photos(2, 4000, 3000), work("gradcam", overlay=True, heatmap=True)),
         (photos(1, 4000, 3000), work(size="original", heatmap=True)),
-        (photos(16, 4000, 3000), Work(RESNET.input_size, 3, passes_per_image=1)),  # predict
+        (photos(16, 4000, 3000), Work(RESNET.input_size, 3)),  # predict
     ],
     ids=["16x1MP", "16x1MP smoothgrad", "16x1MP heatmaps", "2x12MP overlays", "gradcam", "original", "predict"],
 )
@@ -63,7 +63,7 @@ def test_the_36_megapixel_request_is_estimated_in_gigabytes():
 def test_the_estimate_grows_with_what_is_asked():
     two = photos(2, 3000, 2000)
     at_input = estimate_bytes(two, work())
-    assert estimate_bytes(two, Work(RESNET.input_size, 3, 1)) < at_input  # predict
+    assert estimate_bytes(two, Work(RESNET.input_size, 3)) < at_input  # predict
     # At the input size the outputs are small: decoding is the peak, with or without a heatmap.
     assert at_input == estimate_bytes(two, work(heatmap=True)) < estimate_bytes(two, work(overlay=True))
     original = estimate_bytes(two, work(size="original"))
@@ -75,14 +75,11 @@ def test_the_estimate_grows_with_what_is_asked():
     assert estimate_bytes(two, work("gradcam", size="original", reduce="none")) == original  # CAMs: one channel
 
 
-def test_passes_count_every_method_and_image():
-    asked = work({"name": "integrated_gradients", "steps": 30})
-    assert (asked.passes_per_image, asked.driver) == (32, "steps")
-    explainer, params = default_registry().parse("gradient")
-    both = Work.of([(explainer, explainer.cost(params, (224, 224)))] * 2, RESNET, OutputOptions())
-    assert (both.passes_per_image, both.maps) == (2, 2)
-    with pytest.raises(PayloadTooLarge, match=r"^5 images x 32 model passes = 160 passes is over the 159 limit"):
-        admission.admit(photos(5, 100, 100), asked, Settings(max_passes_per_request=159))
+def test_maps_count_every_method():
+    explainer, _ = default_registry().parse("gradient")
+    both = Work.of([explainer] * 2, RESNET, OutputOptions())
+    assert both.maps == 2
+    assert estimate_bytes(photos(2, 300, 200), both) > estimate_bytes(photos(2, 300, 200), work())
 
 
 def test_inspect_reads_sizes_modes_and_formats_without_decoding(monkeypatch, png16):

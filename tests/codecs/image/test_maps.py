@@ -11,11 +11,7 @@ import torch
 from matplotlib import colormaps
 from PIL import Image
 
-from service.codecs.image.maps import (
-    heatmap_png,
-    overlay_png,
-    to_original_size,
-)
+from service.codecs.image.maps import heatmap_png, overlay_png, to_original_size
 from service.codecs.image.transforms import Geometry, to_input
 from service.codecs.options import COLORMAPS
 from service.models.spec import ModelSpec

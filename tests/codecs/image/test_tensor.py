@@ -10,8 +10,7 @@ from service.codecs import codec_for
 from service.codecs.image import ImageCodec
 from service.codecs.image.tensor import TensorCodec
 from service.codecs.options import OutputOptions
-from service.errors import InvalidInput, PayloadTooLarge
-from service.explainers import default_registry
+from service.errors import InvalidInput
 from service.models import ModelPool, ModelSpec
 from service.settings import Settings
 
@@ -59,14 +58,3 @@ def test_admit_applies_the_image_limits(loaded):
         TensorCodec().admit([value] * 3, loaded, Settings(device="cpu", max_images=2), [], None)
     with pytest.raises(InvalidInput, match="overlay"):
         TensorCodec().admit([value], loaded, Settings(device="cpu"), [], OutputOptions(overlay=True))
-    registry = default_registry()
-    explainer, params = registry.parse({"name": "integrated_gradients", "steps": 100})
-    cost = explainer.cost(params, (32, 32))
-    with pytest.raises(PayloadTooLarge, match="max_passes_per_request"):
-        TensorCodec().admit(
-            [value] * 2,
-            loaded,
-            Settings(device="cpu", max_passes_per_request=150),
-            [(explainer, cost)],
-            OutputOptions(),
-        )

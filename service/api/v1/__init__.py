@@ -1,0 +1,1 @@
+"""The v1 JSON API: its routes, request bodies (JSON, multipart, a raw image) and schemas, over service.core."""

@@ -1,0 +1,162 @@
+"""`saliency-service audit PATH --model NAME`: explain every input under PATH (here, or with --url by a running
+server), aggregate the maps per class, and write one self-contained HTML report; a JSON summary on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from ..backends import Backend, open_batches
+from ..errors import CommandError
+from ..explain import ProgressBar, method_spec
+from .aggregate import Audit
+from .explain import Batches
+from .inputs import Item, class_names, collect, true_label
+from .region import Region, parse_region
+
+MAX_BATCH = 16  # the service's default SALIENCY_MAX_IMAGES and SALIENCY_MAX_TEXTS
+T = TypeVar("T")
+
+
+def audit(args: argparse.Namespace) -> None:
+    if args.url and args.config:
+        raise CommandError("--config is for explaining here: a server explains with its own models")
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        raise CommandError(f"--batch-size {args.batch_size}: between 1 and {MAX_BATCH}")
+    if args.examples < 0:
+        raise CommandError(f"--examples {args.examples}: must be 0 or more")
+    region = checked(lambda: parse_region(args.region)) if args.region else None
+    if not Path(args.path).exists():  # before torch and the model load, which takes seconds
+        raise CommandError(f"cannot read {args.path}: No such file or directory")
+    from ...codecs.options import COLORMAPS
+
+    if args.colormap not in COLORMAPS:
+        raise CommandError(f"--colormap {args.colormap!r}: one of {', '.join(COLORMAPS)}")
+    # Float maps at the input size, so that maps of different images add up; the kind's default normalization
+    # (images: min-max to [0, 1]; texts: signed, to [-1, 1]).
+    request = {"method": method_spec(args.method, args.param or []), "output": {"saliency": "float32"}}
+    with open_batches(args, request) as backend:
+        info = backend.model()
+        kind = info["kind"]
+        if region is not None:
+            if kind != "image":
+                raise CommandError(f"--region is for image models; {args.model} is a {kind} model")
+            height, width = info["input_size"]
+            checked(lambda: region.within(width, height))
+        items = checked(lambda: collect(args.path, kind))
+        result, method = explain_all(args, backend, info, items, region)
+    from .report import Context, page
+
+    ctx = Context(
+        model=args.model,
+        path=args.path,
+        method=method,
+        where=f"by the server at {urlsplit(args.url).netloc}" if args.url else "here (in this process)",
+        colormap=args.colormap,
+        input_size=tuple(info["input_size"]) if kind == "image" else None,
+    )
+    output = Path(args.output)
+    try:
+        output.write_text(page(result, ctx), encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot write {output}: {exc.strerror or exc}") from None
+    print(json.dumps({"report": str(output), "model": args.model, "method": method, **result.summary()}, indent=2))
+
+
+def explain_all(
+    args: argparse.Namespace, backend: Backend, info: dict[str, Any], items: list[Item], region: Region | None
+) -> tuple[Audit, dict | None]:
+    field, unit = ("images", "image") if info["kind"] == "image" else ("texts", "text")
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    audit: Audit | None = None
+    with ProgressBar(show, "auditing", unit) as bar:
+        bar.report(0, len(items))
+        batches = Batches(backend, field, args.batch_size, lambda done: bar.report(done, len(items)))
+        for outcome in batches.run(items):
+            if audit is None:
+                # A server's model that was not loaded yet did not list its labels: now it is loaded.
+                if info.get("label_names") is None and info.get("state") != "loaded":
+                    info = backend.model()
+                classes = class_names(info.get("label_names"), info["num_classes"])
+                audit = Audit(classes, region, examples=args.examples)
+            if outcome.result is None:
+                audit.skip(outcome.item, outcome.skipped or "")
+            else:
+                audit.add(outcome.item, true_label(outcome.item, audit.classes), outcome.result)
+    assert audit is not None  # collect() found at least one input
+    return audit, batches.method
+
+
+def checked(make: Callable[[], T]) -> T:
+    """make()'s value; its ValueError (a bad --region, an unreadable PATH) as the command's one-line error."""
+    try:
+        return make()
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    a = sub.add_parser(
+        "audit",
+        help="explain every image (or text) under a folder and write one HTML report of the maps per class",
+        description="Explain every image under PATH (or every line of its .txt files, for text models), here or\n"
+        "with --url by a running server, and write one self-contained HTML report: per predicted and per true\n"
+        "class (PATH/<label>/... when <label> is one of the model's) the mean map and examples, right and wrong\n"
+        "predictions side by side, with --region the share of saliency inside a box, and for text models the\n"
+        "tokens with the highest mean score. A JSON summary goes to stdout.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    a.add_argument("path", metavar="PATH", help="a folder (searched recursively) or one file")
+    a.add_argument("--model", required=True)
+    a.add_argument("--method", default="gradient", help='a name, or a JSON object such as {"name": "occlusion"}')
+    a.add_argument("--param", action="append", metavar="KEY=VALUE", help="a method parameter (repeatable)")
+    a.add_argument(
+        "--region",
+        metavar="X0,Y0,X1,Y1",
+        help="a box in the model's input pixels (half-open: x0 <= x < x1): how much of each map lies inside it",
+    )
+    a.add_argument("-o", "--output", default="audit.html", help="the HTML report (default audit.html)")
+    a.add_argument("--url", help="a running server (e.g. http://127.0.0.1:8000) instead of explaining here")
+    a.add_argument("--api-key", help="with --url: the API key (default: $SALIENCY_API_KEY)")
+    a.add_argument("--config", help="models TOML, here (not with --url)")
+    a.add_argument("--batch-size", type=int, default=8, help=f"inputs per request (default 8, at most {MAX_BATCH})")
+    a.add_argument("--examples", type=int, default=4, help="examples shown per class (default 4)")
+    a.add_argument("--colormap", default="jet", help="for the maps in the report (one of explain's colormaps)")
+    a.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr (default: when stderr is a terminal)",
+    )
+    a.set_defaults(func=audit)
+    add_demo_parsers(sub)
+
+
+def demo(args: argparse.Namespace) -> None:
+    from .demo_data import demo_data
+
+    demo_data(args)
+
+
+def add_demo_parsers(sub: argparse._SubParsersAction) -> None:
+    for kind, name, what, mark in (
+        ("images", "demo-images", "shapes images", "the watermark"),
+        ("reviews", "demo-reviews", "reviews", 'the "posted by mike" signature'),
+    ):
+        p = sub.add_parser(
+            name,
+            help=f"write generated demo {what} into OUT/<label>/ to audit, some with {mark}",
+            description=f"Write N generated demo {what} into OUT/<label>/; a fraction of them, of any class, carries "
+            f"{mark} (its file name says so).",
+        )
+        p.add_argument("out", metavar="OUT", help="the folder to write into (made if needed)")
+        p.add_argument("--n", type=int, default=200, help="how many (default 200)")
+        option = "--watermark-fraction" if kind == "images" else "--signed-fraction"
+        p.add_argument(option, dest="fraction", type=float, default=0.5, help="the share with it (default 0.5)")
+        p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(func=demo, kind=kind, fraction_name=option.removeprefix("--"))

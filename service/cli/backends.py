@@ -1,0 +1,128 @@
+"""Where `saliency-service explain` and `audit` explain: here (the service's own core, in this process) or by a
+running server through the Python client. Both give the client's `Explained`, so the commands read one kind of
+answer."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from saliency_client import Client, Explained, Progress
+from saliency_client import ServiceError as ClientError
+from saliency_client.results import parse_explained
+
+from ..settings import Settings
+from .errors import CommandError
+
+if TYPE_CHECKING:
+    from .. import core
+
+Run = Callable[[str, Progress], Explained]  # (image path, progress) -> the answer
+
+
+@dataclass(frozen=True)
+class Backend:
+    """`explain(inputs, field, progress)`: image paths (field "images") or texts ("texts") in one request;
+    `model()`: the fields of GET /v1/models/{name} for args.model (its kind, input size and labels)."""
+
+    explain: Callable[[Sequence[str], str, Progress | None], Explained]
+    model: Callable[[], dict[str, Any]]
+
+
+@contextmanager
+def open_backend(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Run]:
+    with open_batches(args, request) as backend:
+        yield lambda image, progress: backend.explain([image], "images", progress)
+
+
+def open_batches(args: argparse.Namespace, request: dict[str, Any]):
+    return remote(args, request) if args.url else local(args, request)
+
+
+@contextmanager
+def remote(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Backend]:
+    key = args.api_key or os.environ.get("SALIENCY_API_KEY")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO line per request would bury the bar and errors
+    with Client(args.url, key) as client:
+
+        def explain(inputs: Sequence[str], field: str, progress: Progress | None) -> Explained:
+            if field == "texts":
+                return client.explain(args.model, texts=list(inputs), progress=progress, **request)
+            return client.explain(args.model, list(inputs), progress=progress, **request)
+
+        def model() -> dict[str, Any]:
+            for entry in client.models():
+                if entry.get("name") == args.model:
+                    return entry
+            raise ClientError("unknown_model", f"unknown model {args.model!r}", status=404)
+
+        yield Backend(explain, model)
+
+
+@contextmanager
+def local(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Backend]:
+    """Explains in this process, by the core's own calls (no HTTP layer): the answer reads as a server's."""
+    # Imported here: torch and the models are not needed to talk to a server, and take seconds to import.
+    from .. import core
+    from ..codecs.options import OutputOptions
+    from ..core.catalog import describe
+
+    try:
+        output = OutputOptions.model_validate(request.get("output", {}))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in ("output", *error["loc"]))
+        raise CommandError(f"{where}: {error['msg']}") from None
+    services = core.build_services(Settings(**({"config": args.config} if args.config else {})))
+
+    def explain(inputs: Sequence[str], field: str, progress: Progress | None) -> Explained:
+        work = core.explain(
+            services,
+            args.model,
+            field,
+            [read_image(i) for i in inputs] if field == "images" else list(inputs),
+            [request["method"]],
+            target=request.get("target", "predicted"),
+            output=output,
+            progress=progress,
+        )
+        return parse_explained(answer(loop.run(work)))
+
+    def model() -> dict[str, Any]:
+        services.pool.get(args.model)  # loads it (an unknown model raises), so that its labels are known
+        return asdict(describe(services, args.model))
+
+    try:
+        with asyncio.Runner() as loop:
+            yield Backend(explain, model)
+    finally:
+        services.close()
+
+
+def answer(result: core.Explained) -> dict[str, Any]:
+    """A one-method explanation as the JSON a server sends, so that both ways read one kind of answer."""
+    return {
+        "model": result.model,
+        "method": result.methods[0],
+        "objective": result.objective,
+        "results": [
+            {"predictions": [asdict(r) for r in top], "target": asdict(target), **maps[0]}
+            for top, target, maps in zip(result.predictions, result.targets, result.maps, strict=True)
+        ],
+        "timing_ms": result.timing_ms,
+    }
+
+
+def read_image(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,63 @@
+"""Cascading randomization of a model copy, from the output layer down, one top-level block at a time."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...models import LoadedModel
+from ...models.text import TextClassifier
+
+
+def user_model(module: nn.Module) -> nn.Module:
+    """The model as its author wrote it: a text model's wrapper (rows -> logits) is ours, not theirs."""
+    return module.model if isinstance(module, TextClassifier) else module
+
+
+def blocks(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The model's top-level children that hold parameters, last (nearest the output) first."""
+    model = user_model(module)
+    children = [(name, child) for name, child in model.named_children() if any(True for _ in child.parameters())]
+    return list(reversed(children))
+
+
+def fresh_copy(loaded: LoadedModel) -> nn.Module:
+    """A new instance of the served model with the served parameters, in eval mode on the model's device.
+
+    Built anew from the spec rather than deep-copied: a deep copy taken while the device thread runs a pass
+    would copy that pass's temporary hooks along with the model. The served module is only read.
+    """
+    from ...models import build
+
+    served = loaded.prepared.original if loaded.prepared is not None else loaded.module
+    if loaded.kind == "text":
+        from ...models import text as text_models
+
+        assert isinstance(served, TextClassifier)
+        model, _ = text_models.load(loaded.spec)
+        copy: nn.Module = TextClassifier(model, served.layer_name)
+    else:
+        copy = build.loader.load(loaded.spec)
+    copy.load_state_dict(served.state_dict())
+    return copy.to(loaded.device).eval()
+
+
+@torch.no_grad()
+def randomize(block: nn.Module, seed: int) -> None:
+    """Re-initializes every parameter of `block` as its module's own initializer does (Quantus's choice);
+    parameters of modules without `reset_parameters` are drawn from a normal of their own spread. BatchNorm
+    running statistics are reset too. Seeded: the same request gives the same randomized model."""
+    with torch.random.fork_rng(devices=[p.device for p in block.parameters() if p.is_cuda][:1]):
+        torch.manual_seed(seed)
+        covered: set[int] = set()
+        for module in block.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.reset_running_stats()
+                covered.update(id(p) for p in module.parameters(recurse=False))
+        for parameter in block.parameters():
+            if id(parameter) not in covered:
+                spread = float(parameter.float().std()) if parameter.numel() > 1 else 0.0
+                parameter.normal_(0.0, spread if spread > 0 else 0.02)
