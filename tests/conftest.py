@@ -91,6 +91,12 @@ def write_tiny_bert(folder, num_labels: int = 2, seed: int = 0, hidden: int = 16
 
 
 @pytest.fixture(scope="session")
+def write_bert():
+    """write_tiny_bert, for tests that need a directory of their own (other label counts)."""
+    return write_tiny_bert
+
+
+@pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory):
     """The directory of a tiny random BERT sentiment classifier (2 labels) with its tokenizer."""
     folder = tmp_path_factory.mktemp("tiny-bert")

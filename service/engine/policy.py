@@ -53,10 +53,6 @@ class Scheduler:
         if job in self.jobs:
             self.jobs.remove(job)
 
-    @property
-    def queued_rows(self) -> int:
-        return sum(job.remaining for job in self.jobs)
-
     def next_chunk(self) -> Chunk | None:
         waiting = [job for job in self.jobs if job.pending_slots() and not job.finished]
         if not waiting:

@@ -48,13 +48,14 @@ def client_venv(tmp_path_factory) -> Path:
     return python
 
 
-def test_the_client_installs_alone_without_torch_or_the_server(client_venv):
+def test_the_client_installs_alone_without_torch_or_the_server(client_venv, tmp_path):
     listed = subprocess.run([client_venv, "-m", "pip", "list", "--format=json"], capture_output=True, text=True)
     names = {p["name"].lower() for p in json.loads(listed.stdout)}
     assert "saliency-service-client" in names and {"httpx", "httpx-sse", "numpy", "pillow"} <= names
     assert not names & {"torch", "torchvision", "fastapi", "saliency-service", "transformers", "scipy"}
     for module in ("torch", "service"):
-        probe = subprocess.run([client_venv, "-c", f"import {module}"], capture_output=True, text=True)
+        # From elsewhere than the checkout, whose service/ would be on the path as the current directory.
+        probe = subprocess.run([client_venv, "-c", f"import {module}"], capture_output=True, text=True, cwd=tmp_path)
         assert probe.returncode != 0, f"{module} is importable in the client's environment"
 
 

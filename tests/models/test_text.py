@@ -39,7 +39,6 @@ def test_rows_carry_values_mask_and_ids_and_reproduce_the_models_logits(tiny_ber
     ("fields", "reason"),
     [
         ({"architecture": "transformers:/nonexistent/dir"}, "cannot load the text model: directory not found"),
-        ({"num_classes": 3}, "the model has 2 labels; num_classes is 3"),
         ({"embedding_layer": "bert.nope"}, "embedding_layer 'bert.nope' is not a module of the model"),
         ({"max_length": 128}, "max_length 128 is over the model's 64 positions"),
     ],

@@ -270,3 +270,17 @@ def test_the_sanity_view_plots_both_curves_per_method_with_the_verdicts(page, ap
             assert len(points.split()) == sum(v is not None for v in result[series]) == len(result["steps"])
         steps = card.locator("text[data-step]").evaluate_all("(labels) => labels.map((l) => l.dataset.step)")
         assert steps == result["steps"]
+
+
+def test_each_method_shows_its_passes_on_the_chosen_model_score_cam_per_channel(page, api):
+    """Score-CAM costs a pass per channel of its layer: the label counts them on the model shown."""
+    model = api.get("/v1/models/shapes").json()
+    channels = model["layer_channels"][model["default_layer"]]
+    methods = {m["name"]: m["passes_per_image"] for m in api.get("/v1/methods").json()}
+
+    def shown(name: str) -> str:
+        return page.locator(f".method-row[data-method={name}] small").inner_text()
+
+    assert channels > 1
+    assert shown("scorecam") == f"{1 + channels} passes"
+    assert shown("gradient") == f"{methods['gradient']['forward'] + methods['gradient']['backward']} passes"

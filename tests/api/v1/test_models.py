@@ -11,6 +11,7 @@ from service.settings import Settings
 
 FIELDS = {
     "name",
+    "layer_channels",
     "architecture",
     "input_size",
     "num_classes",
