@@ -73,6 +73,7 @@ class Plan:
     # What torch.compile buys (bench/compiling.py): resnet18, one server compiled and one eager.
     compile_size: int = 224
     compile_repeats: int = 15
+    quick_pacing: bool = False  # bench/pacing.py: two targets instead of five
 
     @classmethod
     def quick(cls, device: str = "cpu", size: int = 64) -> Plan:
@@ -101,6 +102,7 @@ class Plan:
             multi_repeats=2,
             compile_size=size,
             compile_repeats=2,
+            quick_pacing=True,
         )
 
 

@@ -24,6 +24,7 @@ BENCHMARKS = {
     "captum": "bench.captum_compare",
     "memory": "bench.memory",
     "scheduling": "bench.scheduling",
+    "pacing": "bench.pacing",
     "compile": "bench.compiling",  # last: the compiler's state stays in the process
 }
 QUICK_SKIPS = {"compile"}  # compiling takes a minute or more whatever the size: --quick runs it only when named

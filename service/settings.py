@@ -44,8 +44,16 @@ class Settings(BaseSettings):
         None,
         ge=1,
         le=4096,
-        description="Rows per pass; default 32 on a GPU and 8 on the CPU. On a CPU a pass costs in proportion to its "
-        "rows, so small passes let a new request in sooner at no cost in throughput (bench/README.md).",
+        description="At most this many rows per pass (default: as many as the memory budget and the pass-time "
+        "target allow). Results do not depend on it.",
+    )
+    pass_target_ms: float | None = Field(
+        None,
+        gt=0,
+        le=60_000,
+        description="How long one pass should take: the rows of each pass are this over the measured time per row "
+        "of that kind of pass. Large passes run a request alone fastest; a request arriving meanwhile waits about "
+        "one pass. Default 250 ms on the CPU, 50 ms on a GPU (bench/README.md).",
     )
     memory_budget_bytes: int = Field(
         2 * 2**30, ge=2**20, description="Lowers chunk_size so one pass's activations fit in this many bytes."

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..codecs.workers import CodecWorkers
-from ..engine.runner import DEFAULT_CHUNK, EngineRunner
+from ..engine.pacing import FIRST_ROWS
+from ..engine.runner import EngineRunner
 from ..explainers import Registry, default_registry
 from ..metrics import Metrics
 from ..models import LoadedModel, ModelPool, load_config
@@ -52,8 +53,9 @@ def build_services(settings: Settings, metrics: Metrics | None = None) -> Servic
 
 
 def prepare_options(settings: Settings) -> PrepareOptions:
-    # Compiled passes are warmed up for one row and a full chunk of the device the models will run on.
-    chunk = settings.chunk_size or DEFAULT_CHUNK.get(resolve_device(settings.device).type, 32)
+    # Compiled passes are warmed up for one row and a first pass of the device the models will run on (later
+    # passes, sized by time, may compile for their own sizes).
+    chunk = settings.chunk_size or FIRST_ROWS.get(resolve_device(settings.device).type, FIRST_ROWS["cuda"])
     return PrepareOptions(
         fold_batchnorm=settings.fold_batchnorm,
         channels_last=settings.channels_last,

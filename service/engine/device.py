@@ -20,6 +20,7 @@ import torch
 from ..errors import ShuttingDown
 from .executor import device_context, run_pass
 from .jobs import Job
+from .pacing import Pacer, PassTimer
 from .policy import Chunk, Scheduler
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,20 @@ class Ticket:
 
 
 class DeviceWorker:
-    def __init__(self, device: torch.device, *, autocast: str = "off", channels_last: bool = False, age_limit: int = 4):
+    def __init__(
+        self,
+        device: torch.device,
+        pacer: Pacer | None = None,
+        *,
+        autocast: str = "off",
+        channels_last: bool = False,
+        age_limit: int = 4,
+    ):
         self.device = device
         self.autocast = autocast
         self.channels_last = channels_last
-        self.scheduler = Scheduler(age_limit)
+        self.pacer = pacer
+        self.scheduler = Scheduler(age_limit, pacer)
         self.tickets: dict[int, Ticket] = {}  # id(job) -> ticket
         self.on_chunk: Callable[[Chunk, float], None] | None = None
         self._inbox: list[Ticket] = []
@@ -143,13 +153,16 @@ class DeviceWorker:
     def _run(self, chunk: Chunk) -> None:
         started = time.perf_counter()
         parts = [(slot.rows, a, b) for _, slot, a, b in chunk.parts]
+        timer = PassTimer(self.device)
         try:
-            with device_context(self.device, self.autocast):
+            with device_context(self.device, self.autocast), timer:
                 outputs = run_pass(chunk.module, parts, chunk.objective, self.channels_last)
         except Exception as exc:  # the pass itself failed: every job in it gets the error
             log.exception("a pass failed on %s", self.device)
             finished = self.scheduler.fail(chunk, exc)
         else:
+            if self.pacer is not None:
+                self.pacer.observe(chunk.key, chunk.size, timer.seconds)
             finished = self.scheduler.complete(chunk, outputs)
         seconds = time.perf_counter() - started
         self._recent.append((time.perf_counter(), seconds, chunk.size))

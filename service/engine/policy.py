@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .jobs import Job, Slot
+from .pacing import Pacer
 from .plan import Objective, PassOutput
 
 
@@ -29,6 +30,7 @@ class Chunk:
     module: nn.Module
     objective: Objective
     parts: list[tuple[Job, Slot, int, int]]  # (job, slot, first row, end row)
+    key: tuple = ()  # the kind of pass (pass_key): what its time per row is learnt for
 
     @property
     def size(self) -> int:
@@ -42,8 +44,9 @@ def pass_key(job: Job, slot: Slot) -> tuple:
 class Scheduler:
     """The active jobs of one device; pure bookkeeping, no device work (see executor.py)."""
 
-    def __init__(self, age_limit: int = 4):
+    def __init__(self, age_limit: int = 4, pacer: Pacer | None = None):
         self.age_limit = age_limit
+        self.pacer = pacer  # None: every pass takes the leader's capacity (engine.run, tests)
         self.jobs: list[Job] = []
 
     def add(self, job: Job) -> None:
@@ -63,7 +66,7 @@ class Scheduler:
         else:
             leader = min(waiting, key=lambda job: (job.remaining, job.arrival))
         key = pass_key(leader, leader.pending_slots()[0])
-        room = leader.capacity
+        room = leader.capacity if self.pacer is None else self.paced_room(leader, waiting, key)
         parts: list[tuple[Job, Slot, int, int]] = []
         others = sorted((j for j in waiting if j is not leader), key=lambda job: (job.remaining, job.arrival))
         for job in [leader, *others]:
@@ -79,7 +82,20 @@ class Scheduler:
         included = {id(job) for job, _, _, _ in parts}
         for job in waiting:
             job.skipped = 0 if id(job) in included else job.skipped + 1
-        return Chunk(leader.module, leader.objective, parts)
+        return Chunk(leader.module, leader.objective, parts, key)
+
+    def paced_room(self, leader: Job, waiting: list[Job], key: tuple) -> int:
+        """Rows of a pass sized by time (pacing.py). A pass led by a job that the pass outlasts (a cheap request
+        that came in while a heavy one runs) takes the heavy rows only up to a first pass's size: that job's
+        answer then waits for a short pass, not a full one. Light jobs fill it whole (a burst of one-image
+        requests shares one large pass)."""
+        assert self.pacer is not None
+        room = self.pacer.rows(key, leader.capacity)
+        if leader.remaining >= room:
+            return room
+        light = sum(slot.pending for job in waiting if job.remaining < room for slot in job.pending_slots()
+                    if pass_key(job, slot) == key)  # fmt: skip
+        return min(room, max(light, self.pacer.first_rows))
 
     def complete(self, chunk: Chunk, outputs: list[PassOutput]) -> list[Job]:
         """Hands each part its output; returns the jobs that finished (or failed) with this chunk."""

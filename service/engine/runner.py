@@ -26,19 +26,26 @@ from ..models import LoadedModel
 from ..settings import Settings
 from .device import DeviceWorker, Ticket
 from .jobs import Job, PlanState
+from .pacing import DEFAULT_TARGET_MS, FIRST_ROWS, Pacer
 from .plan import Objective, Plan
 from .policy import Chunk
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
 
-DEFAULT_CHUNK = {"cuda": 32, "cpu": 8}
+MAX_PASS_ROWS = 1024  # a bound for models whose row is measured as almost nothing
 
 
 def chunk_rows(loaded: LoadedModel, settings: Settings) -> int:
-    """Rows per pass: the configured maximum (or the device's default), lowered to fit the memory budget."""
-    configured = settings.chunk_size or DEFAULT_CHUNK.get(loaded.device.type, 32)
+    """The most rows a pass may have: the configured maximum, lowered to fit the memory budget. How many a pass
+    has within it is the pass-time target's choice (pacing.py)."""
+    configured = settings.chunk_size or MAX_PASS_ROWS
     by_budget = settings.memory_budget_bytes // max(1, loaded.row_bytes)
     return int(max(1, min(configured, by_budget)))
+
+
+def pacer_for(device: torch.device, settings: Settings) -> Pacer:
+    target = settings.pass_target_ms or DEFAULT_TARGET_MS.get(device.type, DEFAULT_TARGET_MS["cuda"])
+    return Pacer(target, FIRST_ROWS.get(device.type, FIRST_ROWS["cuda"]))
 
 
 @dataclass(eq=False)
@@ -65,6 +72,7 @@ class EngineRunner:
         if key not in self._workers:
             worker = DeviceWorker(
                 device,
+                pacer_for(device, self.settings),
                 autocast=self.settings.autocast,
                 channels_last=self.settings.channels_last,
                 age_limit=self.settings.scheduler_age_limit,

@@ -25,6 +25,9 @@ ROWS = (
     "vs Captum, engine only: smoothgrad",
     "vs Captum, engine only: integrated_gradients",
     "vs Captum, engine only: occlusion",
+    "vs Captum at its best batch: smoothgrad",
+    "vs Captum at its best batch: integrated_gradients",
+    "vs Captum at its best batch: occlusion",
     "memory: integrated_gradients / budget",
     "memory: smoothgrad / budget",
     "head-of-line: gradient during IG / IG alone",
@@ -34,6 +37,10 @@ ROWS = (
     "mixed load: expensive p50 / alone",
     "mixed load: expensive p99 / alone",
     "multi-method: 4 methods / gradient",
+    "pacing 100 ms: IG-4 alone, engine only",
+    "pacing 100 ms: gradient wait during IG-16, engine only",
+    "pacing 250 ms: IG-4 alone, engine only",
+    "pacing 250 ms: gradient wait during IG-16, engine only",
 )
 
 

@@ -146,3 +146,41 @@ def test_a_failing_consumer_fails_its_job_only():
     finished = s.complete(chunk, [None, None])  # type: ignore[list-item]
     assert {id(j) for j in finished} == {id(broken), id(fine)}
     assert isinstance(broken.error, ZeroDivisionError) and fine.error is None and fine.results() == ["done"]
+
+
+def paced(rows_per_pass: int, first_rows: int = 2) -> Scheduler:
+    """A scheduler whose pacer has learnt that a backward pass of MODEL takes `rows_per_pass` rows."""
+    from service.engine.pacing import Pacer
+
+    pacer = Pacer(target_ms=1000.0, first_rows=first_rows)
+    pacer.observe((id(MODEL), "logit", True, False), 10, 10.0 / rows_per_pass)
+    return Scheduler(pacer=pacer)
+
+
+def test_paced_passes_take_the_rows_the_target_allows():
+    s = paced(10)
+    heavy = job((100, True), capacity=64)
+    s.add(heavy)
+    assert step(s).size == 10
+    assert paced(10).pacer.rows((id(MODEL), "logit", True, False), cap=6) == 6  # type: ignore[union-attr]
+
+
+def test_a_paced_pass_led_by_a_newcomer_is_short():
+    s = paced(10, first_rows=2)
+    heavy = job((100, True), capacity=64)
+    s.add(heavy)
+    step(s)
+    cheap = job((1, True), capacity=64)
+    s.add(cheap)
+    chunk = step(s)
+    assert chunk.parts[0][0] is cheap and chunk.size == 2, "the newcomer's pass: its row and one of the heavy job's"
+    assert step(s).size == 10, "then the heavy job has its full passes again"
+
+
+def test_a_burst_of_light_jobs_shares_one_full_paced_pass():
+    s = paced(10, first_rows=2)
+    burst = [job((1, True), capacity=64) for _ in range(6)]
+    for j in burst:
+        s.add(j)
+    chunk = step(s)
+    assert chunk.size == 6 and all(j.finished for j in burst)

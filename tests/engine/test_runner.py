@@ -12,7 +12,7 @@ import torchvision
 from explaining import RunContext, explain
 
 from service.core import plans
-from service.engine.runner import EngineRunner, chunk_rows
+from service.engine.runner import MAX_PASS_ROWS, EngineRunner, chunk_rows
 from service.errors import InvalidParameter, Overloaded
 from service.explainers import PixelSpace, default_registry
 from service.metrics import Metrics
@@ -265,7 +265,8 @@ def test_a_plan_that_fails_fails_its_request_only(loaded):
 
 def test_chunk_rows_follow_the_memory_budget(loaded):
     assert chunk_rows(loaded, Settings(chunk_size=32)) == 32
-    assert chunk_rows(loaded, Settings()) == 8, "the CPU default: small passes let new requests in sooner"
+    by_budget = Settings().memory_budget_bytes // loaded.row_bytes
+    assert chunk_rows(loaded, Settings()) == min(MAX_PASS_ROWS, by_budget), "unset: the budget bounds it, time sizes it"
     tight = Settings(chunk_size=32, memory_budget_bytes=max(2**20, loaded.row_bytes * 3))
     assert chunk_rows(loaded, tight) == max(2**20, loaded.row_bytes * 3) // loaded.row_bytes
     assert chunk_rows(loaded, Settings(chunk_size=32, memory_budget_bytes=2**20)) >= 1
