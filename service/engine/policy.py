@@ -85,16 +85,20 @@ class Scheduler:
         return Chunk(leader.module, leader.objective, parts, key)
 
     def paced_room(self, leader: Job, waiting: list[Job], key: tuple) -> int:
-        """Rows of a pass sized by time (pacing.py). A pass led by a job that the pass outlasts (a cheap request
-        that came in while a heavy one runs) takes the heavy rows only up to a first pass's size: that job's
-        answer then waits for a short pass, not a full one. Light jobs fill it whole (a burst of one-image
-        requests shares one large pass)."""
+        """Rows of a pass sized by time (pacing.py), with two exceptions for jobs the pass outlasts ("light":
+        fewer rows left than the pass has):
+        - led by a light job while a heavy one waits (a cheap request that came in during a long one), the pass
+          takes the heavy rows only up to a first pass's size, so the light job's answer waits for a short pass;
+        - when only light jobs wait (a burst of one-image requests), the pass takes all their rows, up to the
+          capacity: nobody is behind them to protect, and large passes drain the queue fastest."""
         assert self.pacer is not None
         room = self.pacer.rows(key, leader.capacity)
         if leader.remaining >= room:
             return room
-        light = sum(slot.pending for job in waiting if job.remaining < room for slot in job.pending_slots()
-                    if pass_key(job, slot) == key)  # fmt: skip
+        compatible = [(job, slot) for job in waiting for slot in job.pending_slots() if pass_key(job, slot) == key]
+        light = sum(slot.pending for job, slot in compatible if job.remaining < room)
+        if all(job.remaining < room for job, _ in compatible):
+            return min(leader.capacity, max(room, light))
         return min(room, max(light, self.pacer.first_rows))
 
     def complete(self, chunk: Chunk, outputs: list[PassOutput]) -> list[Job]:

@@ -184,3 +184,11 @@ def test_a_burst_of_light_jobs_shares_one_full_paced_pass():
         s.add(j)
     chunk = step(s)
     assert chunk.size == 6 and all(j.finished for j in burst)
+
+
+def test_a_burst_larger_than_the_target_still_shares_one_pass_when_nothing_heavy_waits():
+    s = paced(4, first_rows=2)
+    burst = [job((1, True), capacity=64) for _ in range(6)]
+    for j in burst:
+        s.add(j)
+    assert step(s).size == 6, "only light jobs wait: the pass drains them all (within the capacity)"
