@@ -24,6 +24,8 @@ class ModelSummary:
     default_layer: str | None
     layers: list[str] | None
     layer_channels: dict[str, int] | None
+    layer_layouts: dict[str, str] | None
+    attention: str | None
     weights: bool
     preparation: list[str] | None
 
@@ -55,7 +57,11 @@ def describe(services: Services, name: str) -> ModelSummary:
         default_layer=loaded.default_layer if loaded else spec.target_layer,
         layers=[n for n, _ in loaded.layers] if loaded else None,
         layer_channels={n: shape[0] for n, shape in loaded.layers} if loaded else None,
-        # A text model's directory holds its weights.
-        weights=spec.weights is not None or spec.pretrained is not None or spec.kind == "text",
+        layer_layouts={n: layout.describe() for n, layout in loaded.layouts.items()} if loaded else None,
+        attention=loaded.attention.describe() if loaded and loaded.attention else None,
+        # A transformers directory holds its weights.
+        weights=spec.weights is not None
+        or spec.pretrained is not None
+        or spec.architecture.startswith("transformers:"),
         preparation=loaded.prepared.notes if loaded and loaded.prepared else None,
     )

@@ -58,10 +58,17 @@ def check_method(explainer: Explainer, params: Params, loaded: LoadedModel, sett
         raise InvalidParameter(
             f"{explainer.name} cannot explain model {loaded.spec.name!r}: {loaded.relu_issue}", "method.name"
         )
+    if explainer.capabilities.reads_attention and loaded.attention is None:
+        raise InvalidParameter(
+            f"{explainer.name} cannot explain model {loaded.spec.name!r}: {loaded.attention_issue}", "method.name"
+        )
     layer = getattr(params, "layer", None)
     if explainer.capabilities.uses_layer and layer is not None and layer not in dict(loaded.layers):
+        why = loaded.refused_layers.get(layer)
         raise InvalidParameter(
-            f"layer {layer!r} is not one of the model's CAM layers (see GET /v1/models/{loaded.spec.name})",
+            f"layer {layer!r} cannot be a CAM layer: {why}"
+            if why
+            else f"layer {layer!r} is not one of the model's CAM layers (see GET /v1/models/{loaded.spec.name})",
             "method.layer",
         )
     cost = method_cost(loaded, explainer, params)

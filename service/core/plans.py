@@ -31,6 +31,8 @@ def pass_module(loaded: LoadedModel, methods: list[Method]) -> nn.Module:
     """The prepared module the request's passes run on: eager where a layer is hooked, the unfolded model
     where that layer is a convolution that absorbed a BatchNorm (its own output changed)."""
     layers = {getattr(p, "layer", None) or loaded.default_layer or "" for e, p in methods if e.capabilities.uses_layer}
+    if any(e.capabilities.reads_attention for e, _ in methods):
+        layers.add("")  # eager: a compiled graph would not call the attention function the capture wraps
     return loaded.module_for(layers)
 
 
@@ -63,7 +65,14 @@ def explain_plans(
     spec = loaded.spec
     text = text_space(loaded) if loaded.kind == "text" else None
     pixels = PixelSpace(spec.mean, spec.std)
-    ctx = ExplainContext(pixel_space=pixels, layer=loaded.default_layer, text=text)
+    ctx = ExplainContext(
+        pixel_space=pixels,
+        layer=loaded.default_layer,
+        layouts=loaded.layouts,
+        refused_layers=loaded.refused_layers,
+        attention=loaded.attention or loaded.attention_issue,
+        text=text,
+    )
     x, targets = model_rows(loaded, x), targets.to(loaded.device)
     plans = [e.plan(module, x, targets, p, ctx) for e, p in methods]
     if evaluate is not None:

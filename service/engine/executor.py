@@ -12,8 +12,9 @@ from contextlib import ExitStack, nullcontext
 import torch
 from torch import Tensor, nn
 
+from ..models.attention import capture_attention
 from .hooks import capture_outputs, find_module, guided_relus
-from .plan import Objective, PassOutput, Rows, resolve, score
+from .plan import ATTENTION_NEEDS, AttentionNeed, Objective, PassOutput, Rows, resolve, score
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -41,8 +42,9 @@ def run_pass(
     layers = tuple(dict.fromkeys(layer for rows, _, _ in parts for layer in rows.layers))
     recorded = tuple(dict.fromkeys(layer for rows, _, _ in parts for layer in rows.activations))
     guided = any(rows.guided for rows, _, _ in parts)  # the scheduler packs guided rows only together
-    if input_grad or layers:
-        out = backward_pass(module, x, targets, objective, input_grad, layers, guided, recorded)
+    attention = max((rows.attention for rows, _, _ in parts), key=ATTENTION_NEEDS.index)
+    if input_grad or layers or attention:
+        out = backward_pass(module, x, targets, objective, input_grad, layers, guided, recorded, attention)
     else:
         out = forward_pass(module, x, targets, objective, recorded)
     results, offset = [], 0
@@ -83,11 +85,15 @@ def backward_pass(
     layers: tuple[str, ...],
     guided: bool = False,
     recorded: tuple[str, ...] = (),
+    attention: AttentionNeed = "",
 ) -> PassOutput:
-    """dS/dx if `input_grad`, and the outputs of `layers` with dS/d(output); `recorded` layers' outputs only."""
+    """dS/dx if `input_grad`, and the outputs of `layers` with dS/d(output); `recorded` layers' outputs only;
+    the attention probabilities (with dS/d(them) for "gradients"). Attention is captured with autograd on
+    even without a backward: nn.MultiheadAttention's inference fast path would hide it (engine/attention.py)."""
     with ExitStack() as stack, torch.enable_grad():
         if guided:
             stack.enter_context(guided_relus(module))
+        attentions = stack.enter_context(capture_attention()) if attention else []
         hooked = tuple(dict.fromkeys(layers + recorded))
         captured = {name: stack.enter_context(capture_outputs(find_module(module, name))) for name in hooked}
         # The input requires grad even for layer-only passes, so that the layers' outputs are in the graph
@@ -99,9 +105,10 @@ def backward_pass(
         activations = {name: outs[-1] for name, outs in captured.items() if outs}
         differentiated = [name for name in layers if name in activations]
         wrt = ([xr] if input_grad else []) + [activations[name] for name in differentiated]
-        grads = torch.autograd.grad(scores.sum(), wrt)
-    input_grads = grads[0] if input_grad else None
-    layer_grads = dict(zip(differentiated, grads[1:] if input_grad else grads, strict=True))
+        wanted = attentions if attention == "gradients" else []
+        grads = list(torch.autograd.grad(scores.sum(), wrt + wanted)) if wrt or wanted else []
+    input_grads = grads.pop(0) if input_grad else None
+    layer_grads = dict(zip(differentiated, grads[: len(differentiated)], strict=True))
     return PassOutput(
         logits.detach(),
         resolved,
@@ -109,4 +116,6 @@ def backward_pass(
         input_grads,
         {k: v.detach() for k, v in activations.items()},
         layer_grads,
+        [a.detach() for a in attentions],
+        grads[len(differentiated) :],
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .plan import Objective, PassOutput, Plan, Rows
+from .plan import ATTENTION_NEEDS, Objective, PassOutput, Plan, Rows
 
 _arrivals = itertools.count()
 
@@ -65,6 +65,7 @@ def merged(groups: list[tuple[PlanState, Rows]]) -> Slot:
         layers=tuple(dict.fromkeys(layer for _, r in groups for layer in r.layers)),
         clean=True,
         activations=tuple(dict.fromkeys(layer for _, r in groups for layer in r.activations)),
+        attention=max((r.attention for _, r in groups), key=ATTENTION_NEEDS.index),
     )
     return Slot(rows, [p for p, _ in groups])
 

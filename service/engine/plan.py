@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 
 Objective = Literal["logit", "probability", "log_probability"]
+AttentionNeed = Literal["", "probabilities", "gradients"]
+ATTENTION_NEEDS: tuple[AttentionNeed, ...] = ("", "probabilities", "gradients")  # each includes the one before
 OBJECTIVES: tuple[str, ...] = ("logit", "probability", "log_probability")
 TOP = -1  # the target that means "this row's top class": the one meaning of "predicted" in the engine
 RowMaker = Callable[[int, int], tuple[Tensor, Tensor]]  # (start, stop) -> inputs (n, ...), targets (n,) or TOP
@@ -31,6 +33,8 @@ class PassOutput:
     input_grads: Tensor | None = None  # (n, C, H, W) dS/dx, when the rows asked for it
     activations: dict[str, Tensor] = field(default_factory=dict)  # layer -> (n, ...) output of that layer
     layer_grads: dict[str, Tensor] = field(default_factory=dict)  # layer -> dS/d(output of that layer)
+    attentions: list[Tensor] = field(default_factory=list)  # per attention call: (n, heads, T, T) probabilities
+    attention_grads: list[Tensor] = field(default_factory=list)  # dS/d(those probabilities), when asked for
 
     @property
     def grads(self) -> Tensor:
@@ -47,6 +51,8 @@ class PassOutput:
             None if self.input_grads is None else self.input_grads[start:stop, :length],
             {k: v[start:stop] for k, v in self.activations.items()},
             {k: v[start:stop] for k, v in self.layer_grads.items()},
+            [a[start:stop] for a in self.attentions],
+            [g[start:stop] for g in self.attention_grads],
         )
 
 
@@ -66,10 +72,11 @@ class Rows:
     clean: bool = False
     guided: bool = False  # backward through ReLUs passes positive gradients only (guided backprop)
     activations: tuple[str, ...] = ()  # layers whose outputs the pass records, without gradients
+    attention: AttentionNeed = ""  # the attention probabilities, and dS/d(them) (engine/attention.py)
 
     @property
     def needs_backward(self) -> bool:
-        return self.input_grad or bool(self.layers)
+        return self.input_grad or bool(self.layers) or self.attention == "gradients"
 
 
 Plan = Generator[Rows, None, object]
@@ -84,6 +91,7 @@ def pass_over(
     layers: tuple[str, ...] = (),
     guided: bool = False,
     activations: tuple[str, ...] = (),
+    attention: AttentionNeed = "",
 ) -> Generator[Rows, None, PassOutput]:
     """Yields one pass over the rows of x and returns its output, whole (use with `yield from`)."""
     parts: list[tuple[int, PassOutput]] = []
@@ -95,7 +103,15 @@ def pass_over(
         parts.append((start, out))
 
     yield Rows(
-        len(x), make, consume, input_grad=input_grad, layers=layers, clean=clean, guided=guided, activations=activations
+        len(x),
+        make,
+        consume,
+        input_grad=input_grad,
+        layers=layers,
+        clean=clean,
+        guided=guided,
+        activations=activations,
+        attention=attention,
     )
     return concat([out for _, out in sorted(parts, key=lambda p: p[0])])
 
@@ -107,10 +123,13 @@ def clean_rows(
     input_grad: bool = False,
     layers: tuple[str, ...] = (),
     activations: tuple[str, ...] = (),
+    attention: AttentionNeed = "",
 ) -> Generator[Rows, None, PassOutput]:
     """One pass over the request's own inputs and targets (shared by the request's methods); `activations`
     names layers whose outputs it records without gradients, so a forward-only method's pass stays forward-only."""
-    return pass_over(x, targets, clean=True, input_grad=input_grad, layers=layers, activations=activations)
+    return pass_over(
+        x, targets, clean=True, input_grad=input_grad, layers=layers, activations=activations, attention=attention
+    )
 
 
 def concat(parts: list[PassOutput]) -> PassOutput:
@@ -125,6 +144,8 @@ def concat(parts: list[PassOutput]) -> PassOutput:
         cat([p.input_grads for p in parts]),
         {k: torch.cat([p.activations[k] for p in parts]) for k in first.activations},
         {k: torch.cat([p.layer_grads[k] for p in parts]) for k in first.layer_grads},
+        [torch.cat([p.attentions[i] for p in parts]) for i in range(len(first.attentions))],
+        [torch.cat([p.attention_grads[i] for p in parts]) for i in range(len(first.attention_grads))],
     )
 
 

@@ -38,7 +38,8 @@ class Chunk:
 
 
 def pass_key(job: Job, slot: Slot) -> tuple:
-    return (id(job.module), job.objective, slot.rows.needs_backward, slot.rows.guided)
+    rows = slot.rows  # attention capture makes a pass record autograd: such rows go together
+    return (id(job.module), job.objective, rows.needs_backward, rows.guided, bool(rows.attention))
 
 
 class Scheduler:

@@ -21,6 +21,8 @@ from torch import Tensor, nn
 
 from ..engine.plan import Plan
 from ..errors import InvalidParameter
+from ..models.attention import AttentionInfo
+from ..models.layouts import Layout
 from .text_space import TextSpace
 
 
@@ -48,6 +50,7 @@ class Capabilities:
     modalities: tuple[Modality, ...] = ("image",)
     guided_relu: bool = False  # backpropagates through nn.ReLU modules in its own way (guided backprop)
     uses_target: bool = True  # False: the map is the same whatever class is explained (EigenCAM)
+    reads_attention: bool = False  # needs the model's attention probabilities (transformer image models)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class ExplainContext:
 
     pixel_space: PixelSpace = field(default_factory=PixelSpace)
     layer: str | None = None  # CAM methods: module name; None = found automatically
+    layouts: Mapping[str, Layout] = field(default_factory=dict)  # the model's CAM layers; empty: probe it
+    refused_layers: Mapping[str, str] = field(default_factory=dict)  # layer -> why it is no CAM layer
+    attention: AttentionInfo | str | None = None  # the model's attention, or why none; None: probe it
     text: TextSpace | None = None  # text models: rows are token embeddings (see models/text.py)
 
 

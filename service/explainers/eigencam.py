@@ -54,6 +54,7 @@ class EigenCam(Explainer):
         return Cost(forward=1, backward=0)
 
     def plan(self, model, x, targets, params, ctx):
-        layer = cam_layer(model, x, params, ctx)
+        layer, layout = cam_layer(model, x, params, ctx)
         clean = yield from clean_rows(x, targets, activations=(layer,))
-        return Explanation(upsampled(first_component(feature_maps(clean, layer)), x), clean.logits, clean.targets)
+        maps, _ = feature_maps(model, clean, layer, layout, x)
+        return Explanation(upsampled(first_component(maps), x), clean.logits, clean.targets)

@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import InvalidParameter, UnknownMethod
+from .attention_relevance import AttentionRelevance
+from .attention_rollout import AttentionRollout
 from .base import Explainer, Params
 from .eigencam import EigenCam
 from .gradcam import GradCam
@@ -41,6 +43,8 @@ DEFAULT_EXPLAINERS: tuple[type[Explainer], ...] = (
     Rise,
     ScoreCam,
     EigenCam,
+    AttentionRollout,
+    AttentionRelevance,
 )
 
 

@@ -49,9 +49,9 @@ class ScoreCam(Explainer):
         return Cost(forward=1, backward=0, driver="layer", forward_per_channel=1)
 
     def plan(self, model, x, targets, params, ctx):
-        layer = cam_layer(model, x, params, ctx)
+        layer, layout = cam_layer(model, x, params, ctx)
         clean = yield from clean_rows(x, targets, activations=(layer,))
-        activations = feature_maps(clean, layer)
+        activations, _ = feature_maps(model, clean, layer, layout, x)
         resolved, k = clean.targets, activations.shape[1]
         scores = torch.zeros(len(x) * k, device=x.device)  # row i: image i // k masked by channel i % k
 

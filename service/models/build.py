@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from . import loader
-from .layers import relu_modules_only, spatial_layers
+from .attention import AttentionInfo, probe_attention
+from .layers import LayerTable, cam_layers, relu_modules_only
 from .prepare import Prepared, PrepareOptions, prepare
 from .spec import ModelSpec
 
@@ -19,10 +20,10 @@ class Built:
     prepared: Prepared
     labels: list[str] | None
     example: Tensor  # one row, for measuring a row's memory
-    layers: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)  # CAM layers (images)
-    default_layer: str | None = None
+    table: LayerTable = field(default_factory=LayerTable)  # CAM layers and their layouts (images)
     tokenizer: Any = None
     relu_issue: str | None = "not an image model"  # why guided backprop cannot run on it; None: it can
+    attention: AttentionInfo | str = "not an image model"  # what the attention methods read, or why not
 
 
 def image(spec: ModelSpec, device: torch.device, options: PrepareOptions) -> Built:
@@ -30,7 +31,7 @@ def image(spec: ModelSpec, device: torch.device, options: PrepareOptions) -> Bui
     module = loader.load(spec).to(device)
     example = torch.zeros((1, spec.channels, *spec.input_size), device=device)
     try:
-        layers = spatial_layers(module, example)  # also the warm-up pass
+        table = cam_layers(module, example)  # also the warm-up pass
     except Exception as exc:  # the model cannot run on its declared input: a configuration error
         raise loader.ModelLoadError(
             f"warm-up forward failed on a {tuple(example.shape)} input: {type(exc).__name__}",
@@ -38,11 +39,13 @@ def image(spec: ModelSpec, device: torch.device, options: PrepareOptions) -> Bui
         ) from exc
     probe = torch.randn((2, *example.shape[1:]), generator=torch.Generator().manual_seed(0)).to(device)
     prepared = prepare(module, probe, options)
-    names = [n for n, _ in layers]
-    if spec.target_layer is not None and spec.target_layer not in names:
-        raise loader.ModelLoadError(f"target_layer {spec.target_layer!r} has no spatial 4-D output")
-    default_layer = spec.target_layer or (names[-1] if names else None)
-    return Built(prepared, labels, example, layers, default_layer, relu_issue=relu_modules_only(module))
+    if spec.target_layer is not None:
+        if spec.target_layer not in table.layouts:
+            why = table.refused.get(spec.target_layer, "it outputs no feature maps")
+            raise loader.ModelLoadError(f"target_layer {spec.target_layer!r} cannot be a CAM layer: {why}")
+        table.default = spec.target_layer
+    attention = probe_attention(module, example)
+    return Built(prepared, labels, example, table, relu_issue=relu_modules_only(module), attention=attention)
 
 
 def text(spec: ModelSpec, device: torch.device) -> Built:

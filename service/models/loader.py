@@ -1,5 +1,5 @@
 """Builds a model from its spec. Only operator-configured code and weights are loaded, never a client's:
-state_dicts go through torch.load(weights_only=True)."""
+state_dicts go through torch.load(weights_only=True) or safetensors, which hold tensors only."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+import safetensors.torch
 import torch
 import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from . import pretrained
+from . import pretrained, zoo
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ def build(spec: ModelSpec) -> nn.Module:
         if scheme == "torchvision":
             extra = pretrained.builder_kwargs(ref, torchvision_weights(spec)) if spec.pretrained else {}
             return torchvision.models.get_model(ref, weights=None, num_classes=spec.num_classes, **extra)
+        if scheme == "timm":
+            return zoo.build_timm(ref, spec.num_classes)
+        if scheme == "transformers":
+            return zoo.build_transformers(ref)
         module_name, _, attr = ref.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)
         return factory(num_classes=spec.num_classes)
@@ -62,15 +67,21 @@ def load(spec: ModelSpec) -> nn.Module:
         except pretrained.DownloadFailed as exc:
             raise ModelLoadError(str(exc), exc.detail) from exc
     if path is None:
+        if spec.architecture.startswith("transformers:"):
+            return model.eval()  # the directory's own weights
         log.warning("MODEL %s HAS NO WEIGHTS: serving random weights; its outputs mean nothing", spec.name)
         return model.eval()
     if not path.is_file():
         raise ModelLoadError("cannot read weights: file not found", f"weights file {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            state = safetensors.torch.load_file(path, device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a corrupt file raises anything from OSError to IndexError or UnpicklingError
         raise ModelLoadError(
-            "cannot read weights: not a tensors-only PyTorch checkpoint", f"cannot read weights {path}: {exc}"
+            "cannot read weights: not a tensors-only PyTorch checkpoint or safetensors file",
+            f"cannot read weights {path}: {exc}",
         ) from exc
     if not isinstance(state, dict):
         raise ModelLoadError("weights file is not a state_dict", f"{path} holds a {type(state).__name__}")
@@ -102,8 +113,11 @@ def torchvision_weights(spec: ModelSpec) -> WeightsEnum:
 
 
 def read_labels(spec: ModelSpec) -> list[str] | None:
-    """The labels file's, else the pretrained weights' categories, else none."""
+    """The labels file's, else the pretrained weights' categories or a transformers config's, else none."""
     if spec.labels is None:
+        scheme, _, ref = spec.architecture.partition(":")
+        if scheme == "transformers":
+            return zoo.transformers_labels(Path(ref))
         return list(torchvision_weights(spec).meta["categories"]) if spec.pretrained else None
     try:
         labels = [line.strip() for line in spec.labels.read_text(encoding="utf-8").splitlines() if line.strip()]

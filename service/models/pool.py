@@ -12,7 +12,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,7 +20,9 @@ from torch import nn
 
 from ..errors import ModelUnavailable, UnknownModel
 from . import build, loader
+from .attention import AttentionInfo
 from .failures import Backoff, Failure
+from .layouts import Layout
 from .prepare import Prepared, PrepareOptions
 from .rowcost import marginal_row_bytes
 from .spec import ModelSpec
@@ -34,7 +36,7 @@ class LoadedModel:
     module: nn.Module
     device: torch.device
     labels: list[str] | None
-    layers: list[tuple[str, tuple[int, ...]]]  # modules with spatial 4-D outputs, in finishing order
+    layers: list[tuple[str, tuple[int, ...]]]  # CAM layers with their maps' (C, h, w), in finishing order
     default_layer: str | None
     param_bytes: int
     load_seconds: float
@@ -42,6 +44,10 @@ class LoadedModel:
     prepared: Prepared | None = None  # the folded / compiled variants and the unprepared model
     tokenizer: Any = None  # text models: their fast tokenizer
     relu_issue: str | None = None  # why guided backprop cannot run on this model (None: it can)
+    layouts: dict[str, Layout] = field(default_factory=dict)  # CAM layer -> how its output lays out maps
+    refused_layers: dict[str, str] = field(default_factory=dict)  # layer -> why its layout is unknown
+    attention: AttentionInfo | None = None  # the attention the attention methods read
+    attention_issue: str | None = None  # why they cannot, where attention is None
 
     @property
     def kind(self) -> str:
@@ -200,14 +206,18 @@ class ModelPool:
             made.prepared.module,
             self.device,
             made.labels,
-            made.layers,
-            made.default_layer,
+            made.table.shapes,
+            made.table.default,
             sum(p.numel() * p.element_size() for p in params.values()),
             time.perf_counter() - started,
             marginal_row_bytes(made.prepared.module, made.example),
             made.prepared,
             made.tokenizer,
             made.relu_issue,
+            made.table.layouts,
+            made.table.refused,
+            made.attention if isinstance(made.attention, AttentionInfo) else None,
+            made.attention if isinstance(made.attention, str) else None,
         )
         log.info("loaded model %s on %s in %.2f s", spec.name, self.device, loaded.load_seconds)
         return loaded

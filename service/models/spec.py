@@ -16,10 +16,13 @@ class ModelSpec(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9._-]+$", max_length=100)
     kind: Literal["image", "text"] = "image"
     architecture: str = Field(
-        description='"torchvision:NAME", "torchscript:PATH" or "python:pkg.mod:factory"; for text models '
-        '"transformers:DIR" or "python:pkg.mod:factory" returning (model, tokenizer)'
+        description='"torchvision:NAME", "timm:NAME", "transformers:DIR" (an image classifier saved with '
+        'save_pretrained), "torchscript:PATH" or "python:pkg.mod:factory"; for text models "transformers:DIR" '
+        'or "python:pkg.mod:factory" returning (model, tokenizer)'
     )
-    weights: Path | None = None  # a state_dict; None = random weights (benchmarks only), unless `pretrained`
+    # A state_dict (.pt) or safetensors file; None = random weights (benchmarks only), unless `pretrained`
+    # (a transformers directory holds its own weights).
+    weights: Path | None = None
     pretrained: str | None = Field(
         None, description='torchvision\'s weights enum member, from weights = "torchvision:DEFAULT" or "...:NAME"'
     )
@@ -64,11 +67,27 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
+    def _zoo_preprocessing(cls, data: Any) -> Any:
+        """timm's pretrained_cfg and a Hugging Face image directory's preprocessor_config.json fill the
+        preprocessing fields the TOML leaves out (models/zoo.py)."""
+        if not isinstance(data, dict) or data.get("kind", "image") != "image":
+            return data
+        from . import zoo
+
+        scheme, _, ref = str(data.get("architecture", "")).partition(":")
+        if scheme == "timm" and ref:
+            return {**data, **zoo.timm_defaults(ref, data)}
+        if scheme == "transformers" and ref:
+            return {**data, **zoo.transformers_defaults(Path(ref), data)}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
     def _transformers_config(cls, data: Any) -> Any:
         """A transformers directory's config.json says how many classes it has (num_labels, or its id2label):
         the TOML may leave num_classes out, and where it gives it, the two must agree. Read as JSON, without
         importing transformers; a directory without a readable config fails later, at load, saying why."""
-        if not isinstance(data, dict) or data.get("kind") != "text":
+        if not isinstance(data, dict):
             return data
         scheme, _, ref = str(data.get("architecture", "")).partition(":")
         if scheme != "transformers":
@@ -83,9 +102,10 @@ class ModelSpec(BaseModel):
     @classmethod
     def _known_scheme(cls, value: str) -> str:
         scheme, _, rest = value.partition(":")
-        if scheme not in ("torchvision", "torchscript", "python", "transformers") or not rest:
+        if scheme not in ("torchvision", "timm", "torchscript", "python", "transformers") or not rest:
             raise ValueError(
-                'must be "torchvision:NAME", "torchscript:PATH", "python:pkg.mod:factory" or "transformers:DIR"'
+                'must be "torchvision:NAME", "timm:NAME", "torchscript:PATH", "python:pkg.mod:factory" or '
+                '"transformers:DIR"'
             )
         return value
 
@@ -101,8 +121,8 @@ class ModelSpec(BaseModel):
         scheme = self.architecture.partition(":")[0]
         if self.kind == "text" and scheme not in ("transformers", "python"):
             raise ValueError('a text model\'s architecture is "transformers:DIR" or "python:pkg.mod:factory"')
-        if self.kind == "image" and scheme == "transformers":
-            raise ValueError('"transformers:" architectures are text models: set kind = "text"')
+        if self.kind == "image" and scheme == "transformers" and self.weights is not None:
+            raise ValueError("a transformers directory holds its own weights: leave weights out")
         return self
 
     @model_validator(mode="after")

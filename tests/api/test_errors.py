@@ -324,7 +324,10 @@ def test_failed_model_error_gives_the_reason(client, inputs):
     response = client.post("/v1/models/broken/predict", json={"images": [inputs.good]})
     assert response.status_code == 503
     message = response.json()["error"]["message"]
-    assert message == "model 'broken' failed to load: cannot read weights: not a tensors-only PyTorch checkpoint"
+    assert (
+        message == "model 'broken' failed to load: cannot read weights: "
+        "not a tensors-only PyTorch checkpoint or safetensors file"
+    )
     assert int(response.headers["retry-after"]) >= 1
 
 

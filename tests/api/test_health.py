@@ -24,7 +24,7 @@ def test_readyz_lists_the_failed_preload_model_with_its_reason(client):
     assert body["status"] == "not_ready"
     # Only the failed model: shapes18 loaded, crop18 is not preloaded.
     assert set(body["models"]) == {"broken"}
-    assert body["models"]["broken"] == "cannot read weights: not a tensors-only PyTorch checkpoint"
+    assert body["models"]["broken"] == "cannot read weights: not a tensors-only PyTorch checkpoint or safetensors file"
     assert "/" not in body["models"]["broken"], "no server paths in a public answer"
 
 

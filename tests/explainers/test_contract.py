@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 import torch.nn.modules.module as module_lib
+import torchvision
 from explaining import RunContext, explain
 from torch import Tensor, nn
 
@@ -30,6 +31,8 @@ CASES: dict[str, dict] = {
     "rise": {"masks": 6, "cell": 4, "seed": 1},
     "scorecam": {},
     "eigencam": {},
+    "attention_rollout": {"discard_ratio": 0.5},
+    "attention_relevance": {},
 }
 METHODS = list(CASES)
 SEEDED = [name for name, params in CASES.items() if "samples" in params]
@@ -61,6 +64,15 @@ def small_net() -> SmallNet:
     return net.eval()
 
 
+def tiny_vit(classes: int = 5) -> nn.Module:
+    """torchvision's ViT at 16 px: 4x4 patches and a class token, 2 blocks; a head that is not all zeros."""
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        vit = torchvision.models.VisionTransformer(16, 4, 2, 2, 16, 32, num_classes=classes)
+        nn.init.normal_(vit.heads.head.weight, std=0.5)
+    return vit.eval()
+
+
 def images(n: int, size: int, seed: int = 0) -> Tensor:
     return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
@@ -70,6 +82,7 @@ MODELS = {  # name -> (image size, classes, parameter overrides per method)
     # at 32x32 layer4 is 1x1, so the CAMs find layer3 (2x2) by themselves
     # Score-CAM makes a pass per channel: layer1's 64, not layer3's 256
     "resnet18": (32, 10, {"occlusion": {"window": 16, "stride": 16}, "scorecam": {"layer": "layer1"}}),
+    "vit": (16, 5, {}),
 }
 
 
@@ -78,7 +91,7 @@ def subject(request, resnet18):
     """(name, model, two images, number of classes)."""
     name = request.param
     size, classes, _ = MODELS[name]
-    model = small_net() if name == "small" else resnet18
+    model = {"small": small_net, "resnet18": lambda: resnet18, "vit": tiny_vit}[name]()
     return name, model, images(2, size), classes
 
 
@@ -88,6 +101,11 @@ def parse(registry, method: str, model_name: str = "small", **overrides):
 
 
 def run(registry, method, model, x, targets, model_name="small", ctx=None, **overrides):
+    capabilities = registry.get(method).capabilities
+    if capabilities.reads_attention and model_name != "vit":
+        pytest.skip(f"{method} explains transformers only (test_attention.py: CNNs get a 422)")
+    if capabilities.guided_relu and model_name == "vit":
+        pytest.skip(f"{method} needs nn.ReLU modules, which a ViT has none of")
     explainer, params = parse(registry, method, model_name, **overrides)
     t = None if targets is None else torch.as_tensor(targets)
     return explain(explainer, model, x, t, params, ctx or ExplainContext())

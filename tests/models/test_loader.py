@@ -141,7 +141,7 @@ def test_labels(make_spec, tmp_path):
         ({"weights": "/nonexistent/weights.pt"}, "cannot read weights"),
         ({"labels": "/nonexistent/labels.txt"}, "cannot read labels"),
         ({"input_size": (1, 1)}, "warm-up forward failed"),  # too small for the demo CNN's pooling
-        ({"target_layer": "fc"}, "target_layer 'fc' has no spatial 4-D output"),
+        ({"target_layer": "fc"}, "target_layer 'fc' cannot be a CAM layer"),
     ],
 )
 def test_the_pool_marks_a_model_that_cannot_load_as_failed_with_its_reason(make_spec, fields, reason):

@@ -196,6 +196,16 @@ class ModelInfo(BaseModel):
     layer_channels: dict[str, int] | None = Field(
         None, description="Channels of each of those layers: what Score-CAM's passes scale with (once loaded)."
     )
+    layer_layouts: dict[str, str] | None = Field(
+        None,
+        description="How each of those layers lays out its feature maps: (N, C, H, W), channels-last "
+        "(N, H, W, C), or tokens (N, prefix + h x w, C), which CAM methods reshape to (N, C, h, w) (once loaded).",
+    )
+    attention: str | None = Field(
+        None,
+        description="The attention the attention methods read (blocks, heads, tokens), or null where the model "
+        "has none they can reach (once loaded).",
+    )
     weights: bool = Field(description="False when serving random weights.")
     preparation: list[str] | None = Field(
         None, description="What was done to the model at load (BatchNorm folding, compile), or why not (once loaded)."

@@ -35,6 +35,7 @@ def test_each_method_describes_itself(methods, name):
         "modalities",
         "guided_relu",
         "uses_target",
+        "reads_attention",
     }
     assert info["capabilities"]["modalities"] == list(explainer.capabilities.modalities)
     assert "image" in info["capabilities"]["modalities"]
@@ -59,8 +60,12 @@ def test_capabilities_tell_the_methods_apart(methods):
         "modalities": ["image"],
         "guided_relu": False,
         "uses_target": True,
+        "reads_attention": False,
     }
     assert methods["guided_backprop"]["capabilities"]["guided_relu"] is True
+    assert methods["attention_rollout"]["capabilities"]["reads_attention"] is True
+    assert methods["attention_rollout"]["capabilities"]["uses_target"] is False
+    assert methods["attention_relevance"]["passes_per_image"] == {"forward": 1, "backward": 1}
     assert methods["integrated_gradients"]["capabilities"]["convergence_delta"] is True
     assert methods["integrated_gradients"]["capabilities"]["multiplies_by_inputs"] is True
     assert methods["occlusion"]["capabilities"]["needs_gradients"] is False

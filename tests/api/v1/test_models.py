@@ -12,6 +12,8 @@ from service.settings import Settings
 FIELDS = {
     "name",
     "layer_channels",
+    "layer_layouts",
+    "attention",
     "architecture",
     "input_size",
     "num_classes",
@@ -63,7 +65,7 @@ def test_failed_model_shows_failed_with_its_reason(client):
     info = client.get("/v1/models/broken").json()
     assert info["state"] == "failed"
     # The short reason only: no server paths, no torch text (those go to the log).
-    assert info["reason"] == "cannot read weights: not a tensors-only PyTorch checkpoint"
+    assert info["reason"] == "cannot read weights: not a tensors-only PyTorch checkpoint or safetensors file"
     assert info["layers"] is None
 
 
