@@ -12,6 +12,8 @@ export function showMethods(container, methods, model, previous) {
   container.replaceChildren();
   for (const method of methods) {
     if (!method.capabilities.modalities.includes(kind)) continue;
+    // The attention methods read a transformer's attention: a loaded model without one would answer 422.
+    if (method.capabilities.reads_attention && model.state === "loaded" && !model.attention) continue;
     const schema = kind === "text" ? method.text_parameters : method.parameters;
     const form = parameterForm(schema, model);
     const box = element("input", { type: "checkbox", value: method.name, checked: chosen.has(method.name) });
