@@ -125,9 +125,15 @@ async def explain(
     module = module if module is not None else pass_module(loaded, methods)
     results = await runner.submit(
         loaded, module, lambda: explain_plans(loaded, module, methods, x, targets, evaluate), objective, rows,
-        progress, reservation,
+        progress, reservation, extra_row_bytes(loaded, methods),
     )  # fmt: skip
     return results  # type: ignore[return-value]
+
+
+def extra_row_bytes(loaded: LoadedModel, methods: list[Method]) -> int:
+    """Memory a row of these methods takes beyond the model's measured row: the captured attention."""
+    reads = any(e.capabilities.reads_attention for e, _ in methods)
+    return loaded.attention.row_bytes if reads and loaded.attention is not None else 0
 
 
 async def predict(
@@ -159,7 +165,7 @@ def explain_here(
         module,
         plans,
         objective,
-        chunk_size=chunk_rows(loaded, settings),
+        chunk_size=chunk_rows(loaded, settings, extra_row_bytes(loaded, [(explainer, params)])),
         channels_last=settings.channels_last,
         autocast=settings.autocast,
         device=loaded.device,

@@ -35,11 +35,12 @@ Progress = Callable[[int, int], None]  # (rows done, rows in all)
 MAX_PASS_ROWS = 1024  # a bound for models whose row is measured as almost nothing
 
 
-def chunk_rows(loaded: LoadedModel, settings: Settings) -> int:
-    """The most rows a pass may have: the configured maximum, lowered to fit the memory budget. How many a pass
-    has within it is the pass-time target's choice (pacing.py)."""
+def chunk_rows(loaded: LoadedModel, settings: Settings, extra_row_bytes: int = 0) -> int:
+    """The most rows a pass may have: the configured maximum, lowered to fit the memory budget (with
+    `extra_row_bytes` a row, e.g. captured attention). How many a pass has within it is the pass-time
+    target's choice (pacing.py)."""
     configured = settings.chunk_size or MAX_PASS_ROWS
-    by_budget = settings.memory_budget_bytes // max(1, loaded.row_bytes)
+    by_budget = settings.memory_budget_bytes // max(1, loaded.row_bytes + extra_row_bytes)
     return int(max(1, min(configured, by_budget)))
 
 
@@ -124,13 +125,15 @@ class EngineRunner:
         rows: int,
         progress: Progress | None = None,
         reservation: Reservation | None = None,
+        extra_row_bytes: int = 0,
     ) -> list[object]:
         """The plans' results, in order. `build` makes the plans on the device thread (it moves the inputs
-        there); `rows` is their total, for progress. Without a `reservation` the rows are admitted here."""
+        there); `rows` is their total, for progress. Without a `reservation` the rows are admitted here.
+        `extra_row_bytes`: memory a row of these plans takes beyond the model's measured row."""
         if reservation is None:
             with self.reserved(loaded, rows, 0) as held:
-                return await self.submit(loaded, module, build, objective, rows, progress, held)
-        capacity = chunk_rows(loaded, self.settings)
+                return await self.submit(loaded, module, build, objective, rows, progress, held, extra_row_bytes)
+        capacity = chunk_rows(loaded, self.settings, extra_row_bytes)
 
         def job() -> Job:
             return Job(module, [PlanState(p) for p in build()], objective, capacity, rows)

@@ -111,6 +111,12 @@ class AttentionInfo:
     def tokens(self) -> int:
         return self.prefix + self.grid[0] * self.grid[1]
 
+    @property
+    def row_bytes(self) -> int:
+        """What capturing one row's attention adds to a pass: per block the float32 logits and probabilities
+        and, with gradients, dS/dA (the measured row cost at load ran without the capture)."""
+        return 3 * 4 * self.blocks * self.heads * self.tokens**2
+
     def describe(self) -> str:
         h, w = self.grid
         return f"{self.blocks} blocks x {self.heads} heads over {self.prefix} + {h}x{w} tokens"

@@ -270,6 +270,9 @@ def test_chunk_rows_follow_the_memory_budget(loaded):
     tight = Settings(chunk_size=32, memory_budget_bytes=max(2**20, loaded.row_bytes * 3))
     assert chunk_rows(loaded, tight) == max(2**20, loaded.row_bytes * 3) // loaded.row_bytes
     assert chunk_rows(loaded, Settings(chunk_size=32, memory_budget_bytes=2**20)) >= 1
+    # Rows that capture attention take more: fewer of them fit.
+    budget = Settings(memory_budget_bytes=loaded.row_bytes * 12)
+    assert chunk_rows(loaded, budget, extra_row_bytes=loaded.row_bytes * 2) == 4
 
 
 def test_predict_shares_the_scheduler_and_matches_a_plain_forward(loaded):
