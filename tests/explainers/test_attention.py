@@ -14,7 +14,9 @@ from torch import Tensor, nn
 
 from service.errors import InvalidParameter
 from service.models.attention import capture_attention
+from service.models.zoo import HubClassifier
 from tests.explaining import RunContext, explain
+from tests.vits import tiny_hf_vit
 
 timm = pytest.importorskip("timm")
 
@@ -127,39 +129,12 @@ def test_relevance_is_chefers(registry, vit, x):
     assert not np.allclose(token_maps(other), expected, atol=1e-4)  # it explains the class asked for
 
 
-def hf_vit() -> nn.Module:
-    transformers = pytest.importorskip("transformers")
-    config = transformers.ViTConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=3,
-        attn_implementation="sdpa",
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = transformers.ViTForImageClassification(config).eval()
-
-    class Logits(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, pixels):
-            return self.model(pixel_values=pixels).logits
-
-    return Logits()
-
-
 @pytest.mark.parametrize("source", ["torchvision", "timm", "transformers"])
 def test_capturing_attention_changes_no_output_nor_gradient(vit, source):
     model = {
         "torchvision": lambda: vit,
         "timm": lambda: timm.create_model("test_vit", num_classes=3).eval(),
-        "transformers": hf_vit,
+        "transformers": lambda: HubClassifier(tiny_hf_vit()),
     }[source]()
     size = 160 if source == "timm" else 32
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(2), requires_grad=True)

@@ -17,6 +17,7 @@ from PIL import Image
 from service.main import create_app
 from service.models.spec import ModelSpec, load_config
 from service.settings import Settings
+from tests.vits import tiny_hf_vit
 
 timm = pytest.importorskip("timm")
 transformers = pytest.importorskip("transformers")
@@ -27,20 +28,7 @@ LABELS = {0: "cat", 1: "rocket", 2: "astronaut"}
 
 def write_hf_vit(folder: Path, processor: dict | None = None) -> Path:
     """A tiny ViTForImageClassification saved with save_pretrained, with its ViTImageProcessor."""
-    config = transformers.ViTConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=3,
-        id2label=LABELS,
-        label2id={v: k for k, v in LABELS.items()},
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        transformers.ViTForImageClassification(config).save_pretrained(folder)
+    tiny_hf_vit(LABELS).save_pretrained(folder)
     kwargs = processor or {"size": {"height": 32, "width": 32}, "image_mean": [0.4, 0.5, 0.6]}
     transformers.ViTImageProcessor(**kwargs).save_pretrained(folder)
     return folder
