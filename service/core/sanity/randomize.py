@@ -6,19 +6,45 @@ import torch
 from torch import nn
 
 from ...models import LoadedModel
+from ...models.layers import is_attention_block
 from ...models.text import TextClassifier
+from ...models.zoo import HubClassifier
 
 
 def user_model(module: nn.Module) -> nn.Module:
-    """The model as its author wrote it: a text model's wrapper (rows -> logits) is ours, not theirs."""
-    return module.model if isinstance(module, TextClassifier) else module
+    """The model as its author wrote it: a text model's wrapper (rows -> logits) and a Hugging Face image
+    classifier's (pixels -> logits) are ours, not theirs."""
+    return module.model if isinstance(module, (TextClassifier, HubClassifier)) else module
 
 
 def blocks(module: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The model's top-level children that hold parameters, last (nearest the output) first."""
-    model = user_model(module)
-    children = [(name, child) for name, child in model.named_children() if any(True for _ in child.parameters())]
-    return list(reversed(children))
+    """The model's top-level children that hold parameters, last (nearest the output) first. A child that
+    holds a transformer's repeated blocks is opened, so that the blocks are randomized one at a time as a
+    CNN's stages are (Adebayo et al. randomize layer by layer); the child itself comes after its parts, for
+    the parameters it holds directly (a ViT's position embedding). Parameters of the model itself (a ViT's
+    class token) are not randomized."""
+    return list(reversed(opened(user_model(module), "")))
+
+
+def opened(parent: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    out: list[tuple[str, nn.Module]] = []
+    for name, child in parent.named_children():
+        if not any(True for _ in child.parameters()):
+            continue
+        if holds_blocks(child):
+            # Its own parameters (a ViT's position embedding) act before its parts: randomized after them,
+            # with them (re-drawing its already random parts too).
+            if any(True for _ in child.parameters(recurse=False)):
+                out.append((f"{prefix}{name}", child))
+            out += opened(child, f"{prefix}{name}.")
+        else:
+            out.append((f"{prefix}{name}", child))
+    return out
+
+
+def holds_blocks(module: nn.Module) -> bool:
+    """Whether the transformer blocks of a model are among this module's descendants (not itself one)."""
+    return any(is_attention_block(module, name) for name, _ in module.named_modules() if name)
 
 
 def fresh_copy(loaded: LoadedModel) -> nn.Module:

@@ -146,8 +146,10 @@ def test_text_models_are_checked_by_rank_correlation(client):
     r = client.post("/v1/models/reviews/sanity", json=body)
     assert r.status_code == 200, r.text
     (result,) = r.json()["results"]
-    assert result["steps"] == ["classifier", "classifier+bert"]
-    assert result["ssim"] == [None, None] and result["threshold"]["ssim_below"] is None
+    steps = result["steps"]  # the classifier, then BERT's parts output first, one encoder layer at a time
+    assert steps[0] == "classifier" and steps[1] == "classifier+bert.pooler"
+    assert steps[-1].endswith("+bert.encoder.layer.0+bert.embeddings")
+    assert result["ssim"] == [None] * len(steps) and result["threshold"]["ssim_below"] is None
 
 
 @pytest.mark.parametrize(

@@ -66,4 +66,23 @@ def test_fresh_copy_computes_what_the_served_model_does_and_shares_nothing(pool,
         with torch.no_grad():
             assert torch.allclose(copy(x), served(x), atol=1e-5)
     else:  # the text wrapper's own parts are ours: the cascade randomizes the user's model's blocks
-        assert [n for n, _ in blocks(copy)] == ["classifier", "bert"]
+        # and a transformer's blocks one at a time, output first
+        assert [n for n, _ in blocks(copy)] == [
+            "classifier",
+            "bert.pooler",
+            "bert.encoder.layer.1",
+            "bert.encoder.layer.0",
+            "bert.embeddings",
+        ]
+
+
+def test_a_vits_blocks_are_randomized_one_at_a_time():
+    from service.demo.vit import shapes_vit
+
+    assert [n for n, _ in blocks(shapes_vit())] == [
+        "heads",
+        "encoder.ln",
+        *(f"encoder.layers.encoder_layer_{i}" for i in (3, 2, 1, 0)),
+        "encoder",  # its position embedding, after the blocks it feeds
+        "conv_proj",
+    ]
