@@ -33,7 +33,8 @@ class Live:
 
 @pytest.fixture(scope="package")
 def live_server(tmp_path_factory) -> Iterator[Live]:
-    """The demo `shapes` CNN (trained weights, 96x96) served by a real server process."""
+    """The demo `shapes` CNN (trained weights, 96x96) and a ViT of the demo's shape (random weights) served by a
+    real server process."""
     folder = tmp_path_factory.mktemp("v2-live")
     config = folder / "models.toml"
     config.write_text(
@@ -47,6 +48,9 @@ def live_server(tmp_path_factory) -> Iterator[Live]:
         "mean = [0.5, 0.5, 0.5]\n"
         "std = [0.25, 0.25, 0.25]\n"
         'target_layer = "block4"\n'
+        # A transformer beside it (random weights): the attention methods through parameters.explain.
+        '[[models]]\nname = "vit"\narchitecture = "python:service.demo.vit:shapes_vit"\nnum_classes = 4\n'
+        "input_size = [96, 96]\n"
     )
     log, args, env = folder / "server.log", ["--config", str(config)], {**os.environ, "SALIENCY_DEVICE": "cpu"}
     with serving(args, env, log, ready_path="/v2/health/ready", startup_s=STARTUP_SECONDS, stop_s=None) as (_, url):

@@ -156,6 +156,22 @@ def test_explanation_equals_v1s(client, live_server, demo_images, explain):
     np.testing.assert_allclose(from_tensor.as_numpy("saliency"), saliency, atol=1e-5)
 
 
+def test_a_vits_attention_rollout_equals_v1s(client, live_server, demo_images):
+    files = demo_images.png[:2]
+    explain = {"method": {"name": "attention_rollout", "head_fusion": "max"}}
+    outputs = [triton.InferRequestedOutput("saliency")]
+    result = client.infer("vit", [images_input(files)], outputs=outputs, parameters={"explain": explain})
+    with httpx.Client(base_url=live_server.url, timeout=120) as http:
+        body = {"images": [base64.b64encode(f).decode() for f in files], **explain}
+        v1 = http.post("/v1/models/vit/explain", json=body).json()
+    for i, res in enumerate(v1["results"]):
+        expected = np.frombuffer(base64.b64decode(res["saliency"]["data"]), "<f4").reshape(res["saliency"]["shape"])
+        np.testing.assert_allclose(result.as_numpy("saliency")[i], expected, atol=1e-5)
+        assert expected.max() > expected.min()
+    with pytest.raises(InferenceServerException, match="no attention probabilities reached"):
+        client.infer("shapes", [images_input(files)], parameters={"explain": explain})
+
+
 def test_errors_raise_with_the_servers_message(client, demo_images):
     with pytest.raises(InferenceServerException) as unknown:
         client.infer("no-such-model", [images_input(demo_images.png[:1])])
