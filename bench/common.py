@@ -74,6 +74,10 @@ class Plan:
     compile_size: int = 224
     compile_repeats: int = 15
     quick_pacing: bool = False  # bench/pacing.py: two targets instead of five
+    # Against TorchServe (bench/torchserve.py): 224 px, as its stock handler crops; 8 concurrent clients.
+    torchserve_predict_repeats: int = 21  # one client, per side
+    torchserve_ig_repeats: int = 7
+    torchserve_rounds: int = 3  # 8-client rounds per side, alternating
 
     @classmethod
     def quick(cls, device: str = "cpu", size: int = 64) -> Plan:
@@ -103,6 +107,9 @@ class Plan:
             compile_size=size,
             compile_repeats=2,
             quick_pacing=True,
+            torchserve_predict_repeats=3,
+            torchserve_ig_repeats=1,
+            torchserve_rounds=1,
         )
 
 

@@ -25,9 +25,13 @@ BENCHMARKS = {
     "memory": "bench.memory",
     "scheduling": "bench.scheduling",
     "pacing": "bench.pacing",
+    "transformers": "bench.transformers",  # issue 20: each method on vit_b_16 at 224 px
+    "torchserve": "bench.torchserve",  # needs the [bench] extra and Java 17; prints why and gives no rows without
     "compile": "bench.compiling",  # last: the compiler's state stays in the process
 }
-QUICK_SKIPS = {"compile"}  # compiling takes a minute or more whatever the size: --quick runs it only when named
+# --quick runs these only when named: compiling takes a minute or more whatever the size; TorchServe is an
+# optional install (tests/bench/test_bench_torchserve.py runs it when present).
+QUICK_SKIPS = {"compile", "torchserve", "transformers"}  # transformers: tests/bench/test_bench_transformers.py
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
