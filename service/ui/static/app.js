@@ -11,7 +11,7 @@ import { sanityColumn } from "./sanity.js";
 const $ = (id) => document.getElementById(id);
 const state = { models: [], methods: [], image: null, view: "explain", colormapTouched: false };
 // The demo's pairs: the same network with and without a learnt shortcut.
-const PAIRS = { shapes: "shapes-watermark", reviews: "reviews-shortcut" };
+const PAIRS = { shapes: "shapes-watermark", "shapes-vit": "shapes-vit-watermark", reviews: "reviews-shortcut" };
 
 const model = () => state.models.find((m) => m.name === $("model").value);
 const display = () => ({ colormap: $("colormap").value, opacity: Number($("opacity").value) });
