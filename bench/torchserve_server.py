@@ -6,6 +6,7 @@ the folder given, and the process group it starts is stopped however the benchma
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -44,7 +45,9 @@ def java() -> str | None:
 
 def missing() -> str | None:
     """Why TorchServe cannot run here, or None."""
-    gone = [name for name in ("torchserve", "torch-model-archiver") if tool(name) is None]
+    # In this interpreter too: a torchserve on PATH from another environment is not this one's.
+    installed = importlib.util.find_spec("ts") is not None and importlib.util.find_spec("model_archiver") is not None
+    gone = [name for name in ("torchserve", "torch-model-archiver") if tool(name) is None or not installed]
     if gone:
         return f"{' and '.join(gone)} not installed (pip install -e '.[bench]')"
     if java() is None:
