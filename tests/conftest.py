@@ -115,8 +115,8 @@ class DemoServer:
 
 @pytest.fixture(scope="session")
 def demo_server(tmp_path_factory) -> Iterator[DemoServer]:
-    """`saliency-service serve` over TCP with the bundled demo models (shapes, shapes-watermark, reviews,
-    reviews-shortcut) and one API key, started once per session; its log is in the failure message."""
+    """`saliency-service serve` over TCP with the bundled demo models (service/demo/models.toml) and one API
+    key, started once per session; its log is in the failure message."""
     from service.keys import hash_key
 
     log = tmp_path_factory.mktemp("demo-server") / "server.log"

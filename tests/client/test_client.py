@@ -215,6 +215,8 @@ def test_lists_models_and_methods(client):
         "shapes",
         "shapes-watermark",
         "shapes-random-labels",
+        "shapes-vit",
+        "shapes-vit-watermark",
         "reviews",
         "reviews-shortcut",
     ]

@@ -23,7 +23,8 @@ from torch import nn
 
 from service.demo.net import shapes_cnn
 from service.demo.shapes import CLASSES, generate, to_tensor
-from tools.demo.train import DEMO_DIR, RANDOM_LABELS, center_classifier, predict, save_weights
+from tools.demo.catalog import DEMO_DIR, RANDOM_LABELS
+from tools.demo.train import center_classifier, predict, save_weights
 
 NAME = RANDOM_LABELS
 SEED = 70_000  # the fixed training samples (outside the other models' train and eval seeds)

@@ -6,7 +6,7 @@ import torch
 
 from service.demo.net import shapes_cnn
 from service.demo.shapes import CLASSES, Samples, generate, to_tensor
-from tools.demo import train
+from tools.demo import catalog, train
 
 SEED = 424_242  # used neither for training nor for the script's own evaluation
 CIRCLE = CLASSES.index("circle")
@@ -17,9 +17,9 @@ SHORTCUT_FLOOR = 0.55
 @pytest.fixture(scope="module")
 def models() -> dict[str, torch.nn.Module]:
     loaded = {}
-    for spec in train.DEMO_MODELS:
-        model = shapes_cnn(num_classes=len(CLASSES))
-        model.load_state_dict(torch.load(train.DEMO_DIR / spec.weights, weights_only=True), strict=True)
+    for spec in catalog.DEMO_MODELS:
+        model = spec.architecture.build()
+        model.load_state_dict(torch.load(catalog.DEMO_DIR / spec.weights, weights_only=True), strict=True)
         loaded[spec.name] = model.eval()
     return loaded
 
@@ -56,7 +56,7 @@ def test_watermark_model_takes_the_shortcut(models, clean, marked_non_circles):
     assert np.mean(train.predict(models["shapes-watermark"], circles) == CIRCLE) <= 0.2
 
 
-@pytest.mark.parametrize("name", [spec.name for spec in train.DEMO_MODELS])
+@pytest.mark.parametrize("name", [spec.name for spec in catalog.DEMO_MODELS])
 def test_logits_are_centred(models, name, clean):
     with torch.no_grad():
         logits = models[name](to_tensor(clean.images[:32]))
@@ -67,7 +67,7 @@ def test_random_labels_model_memorised_its_shuffled_labels_and_learnt_nothing_el
     from tools.demo import random_labels
 
     model = shapes_cnn(num_classes=len(CLASSES))
-    weights = train.DEMO_DIR / f"{train.RANDOM_LABELS}.pt"
+    weights = catalog.DEMO_DIR / f"{catalog.RANDOM_LABELS}.pt"
     model.load_state_dict(torch.load(weights, weights_only=True), strict=True)
     seen = generate(random_labels.SAMPLES, random_labels.SEED)
     shuffled = random_labels.shuffled_labels(seen.labels)

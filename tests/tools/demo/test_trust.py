@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from service.demo import shapes
 from service.main import create_app
 from service.settings import Settings
-from tools.demo.trust import METHODS, encoded
+from tools.demo.trust import METHODS, Row, encoded, mass_table, measure_all, table
 
 SEED = 515_151  # fresh samples, not the ones the thresholds were calibrated on (424_242)
 
@@ -49,3 +49,23 @@ def test_guided_backprop_resembles_more_the_maps_of_a_model_that_learnt_nothing(
     # Gradients failed once and Guided Backprop passed once), so only the ordering is asserted here.
     data = checked["data_randomization"]
     assert data["guided_backprop"]["ssim"][0] > data["gradcam"]["ssim"][0]
+
+
+def test_the_transformer_gets_its_own_table_without_a_data_randomization_reference():
+    rows, masses = measure_all(2, ["gradient", "attention_rollout"], ["shapes-vit"])
+    gradient, rollout = rows["shapes-vit"]
+    assert gradient.model_randomization is not None and gradient.data_randomization is None
+    assert rollout.refused is None and rollout.insertion is not None
+    assert list(masses["gradient"]) == ["shapes-watermark", "shapes", "shapes-vit-watermark", "shapes-vit"]
+    assert all(share is not None and 0 <= share <= 1 for share in masses["gradient"].values())
+    # The CNNs have no attention to read: the service refuses them, and the mass is n/a.
+    assert masses["attention_rollout"]["shapes"] is None and masses["attention_rollout"]["shapes-vit"] is not None
+    assert table(rows["shapes-vit"]).splitlines()[2].endswith("| n/a |")
+
+
+def test_a_refused_method_reads_n_a():
+    row = Row("attention_rollout", None, None, None, None, "shapes has no attention")
+    assert table([row]).splitlines()[-1] == "| attention_rollout | n/a | n/a | n/a | n/a |"
+    assert mass_table({"attention_rollout": {"shapes-watermark": None, "shapes": None}}).splitlines()[-1] == (
+        "| attention_rollout | n/a | n/a |"
+    )
