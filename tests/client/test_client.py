@@ -268,3 +268,20 @@ def test_a_data_randomization_check_names_its_reference(client, pixels):
     with pytest.raises(ServiceError) as raised:
         client.sanity("shapes", pixels, methods=["gradient"], test="data_randomization")
     assert raised.value.status == 422 and raised.value.field == "reference_model"
+
+
+def test_the_demo_vit_gives_cam_and_attention_maps(client, raw, pixels):
+    """The transformer beside the CNN: the default CAM layer reshaped from tokens, and both attention methods."""
+    methods = ["gradcam", "attention_rollout", "attention_relevance"]
+    answer = client.explain("shapes-vit", pixels, methods=methods, target=2)
+    body = raw("/v1/models/shapes-vit/explain", {"images": [b64(pixels)], "methods": methods, "target": 2})
+    explanations = answer.results[0].explanations
+    assert explanations[0].method == {"name": "gradcam", "layer": "encoder.layers.encoder_layer_3.ln_1"}
+    for explanation, expected in zip(explanations, body["results"][0]["explanations"], strict=True):
+        assert explanation.saliency.shape == (96, 96) and explanation.saliency.max() > 0
+        assert np.array_equal(explanation.saliency, raw_array(expected["saliency"]))
+    other = client.explain("shapes-vit", pixels, method="attention_relevance", target=0).results[0].explanation
+    assert not np.array_equal(other.saliency, explanations[2].saliency)  # relevance follows the class
+    with pytest.raises(ServiceError, match="no attention probabilities reached") as refused:
+        client.explain("shapes", pixels, method="attention_rollout")
+    assert refused.value.status == 422

@@ -68,12 +68,18 @@ def shot(artifacts) -> Callable[[Page, str], None]:
 
 
 @pytest.fixture
-def page(browser, server):
+def console_errors() -> list[str]:
+    """The page's script errors and console errors; a test that provokes one (a 422 shown to the user) removes it."""
+    return []
+
+
+@pytest.fixture
+def page(browser, server, console_errors):
     """A fresh browser session with the API key already entered, on the dashboard; fails on any script error."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     context.add_init_script(f"sessionStorage.setItem('saliency-api-key', {KEY!r})")
     tab = context.new_page()
-    errors: list[str] = []
+    errors = console_errors
     tab.on("pageerror", lambda error: errors.append(str(error)))
     tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     tab.goto(f"{server}/")

@@ -284,3 +284,27 @@ def test_each_method_shows_its_passes_on_the_chosen_model_score_cam_per_channel(
     assert channels > 1
     assert shown("scorecam") == f"{1 + channels} passes"
     assert shown("gradient") == f"{methods['gradient']['forward'] + methods['gradient']['backward']} passes"
+
+
+def test_a_cnn_and_a_transformer_side_by_side_with_attention_only_where_there_is_any(page, api, shot, console_errors):
+    """The CNN offers no attention method (it has no attention); the ViT does, and its maps show."""
+    assert page.locator(".method-row[data-method=attention_rollout]").count() == 0  # shapes, a CNN
+    page.click("button[data-view=compare]")
+    page.select_option("#model", "shapes-vit")
+    page.select_option("#model-b", "shapes")
+    expect(page.locator(".method-row[data-method=attention_rollout]")).to_have_count(1)
+    page.click("#samples .sample[data-index='1']")
+    page.wait_for_function("() => document.getElementById('preview').src.startsWith('blob:')")
+    choose_methods(page, ["gradcam", "attention_rollout"])
+    page.click("#run")
+    page.wait_for_function("() => document.querySelectorAll('.column .card').length >= 2", timeout=120_000)
+    expect(page.locator("#error")).to_contain_text("no attention probabilities reached", timeout=120_000)
+    shot(page, "compare-vit-vs-cnn")
+    maps = {(m["model"], m["method"]) for m in canvases(page)}
+    assert {("shapes-vit", "gradcam"), ("shapes-vit", "attention_rollout")} <= maps  # the CNN's column: the 422
+    for item in canvases(page):
+        assert item["pixels"][..., :3].std() > 0  # a map, not a blank canvas
+    # the CNN's refusal is the one failed request the browser logs; anything else still fails the test
+    refused = [error for error in console_errors if "status of 422" in error]
+    assert len(refused) == 1
+    console_errors.remove(refused[0])
