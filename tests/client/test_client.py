@@ -147,7 +147,10 @@ def test_progress_counts_up_to_the_total_and_the_answer_is_the_plain_one(client,
     dones = [done for done, _ in calls]
     assert len(calls) >= 3 and dones == sorted(set(dones)), calls  # strictly increasing
     assert {total for _, total in calls} == {302} and calls[-1] == (302, 302)
-    assert np.array_equal(streamed.results[0].explanation.saliency, plain.results[0].explanation.saliency)
+    # Pass sizes follow measured pass times (engine/pacing.py), so the two runs may batch the 302 rows
+    # differently: equal up to the float rounding of another batch size, not bit for bit.
+    a, b = streamed.results[0].explanation.saliency, plain.results[0].explanation.saliency
+    assert np.allclose(a, b, rtol=1e-4, atol=1e-5 * float(np.abs(b).max()))
     assert streamed.method == plain.method
 
 
