@@ -94,7 +94,10 @@ def local(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Backend
             output=output,
             progress=progress,
         )
-        return parse_explained(answer(loop.run(work)))
+        result = loop.run(work)
+        if not isinstance(result, core.Explained):  # a detector's boxes: the commands read classifiers' maps
+            raise CommandError(f"model {args.model!r} is a detection model: explain it through the server (POST /v1)")
+        return parse_explained(answer(result))
 
     def model() -> dict[str, Any]:
         services.pool.get(args.model)  # loads it (an unknown model raises), so that its labels are known

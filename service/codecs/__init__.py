@@ -20,6 +20,10 @@ def codec_for(kind: str, field: str | None = None) -> Codec:
             return TensorCodec()
 
         return ImageCodec()
+    if kind == "detection":
+        from .image.detections import DetectionCodec
+
+        return DetectionCodec()
     if kind == "text":
         from .text import TextCodec
 

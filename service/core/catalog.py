@@ -46,7 +46,7 @@ def describe(services: Services, name: str) -> ModelSummary:
         name=name,
         kind=spec.kind,
         architecture=public_architecture(spec.architecture),
-        input_size=list(spec.input_size) if spec.kind == "image" else None,
+        input_size=list(spec.input_size) if spec.kind != "text" else None,
         max_length=spec.max_length if spec.kind == "text" else None,
         num_classes=spec.num_classes,
         labels=loaded.labels is not None if loaded else spec.labels is not None or spec.pretrained is not None,

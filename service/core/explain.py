@@ -15,18 +15,23 @@ from typing import Any
 from ..codecs.options import OutputOptions
 from ..engine.plan import Objective
 from ..engine.runner import Progress
+from ..errors import InvalidParameter
 from ..explainers.faithfulness import EvaluateSpec
-from . import plans
+from . import detect, plans
 from .checks import Target, check_evaluate, check_top_k, codec_of, echo, parse_methods, resolve_targets
 from .results import Explained, Predicted, rank, ranked, timings
 from .rows import RowCount, check_request, count_rows
 from .services import Services
 
 
-async def predict(services: Services, model: str, field: str, inputs: Sequence[Any], top_k: int) -> Predicted:
+async def predict(
+    services: Services, model: str, field: str, inputs: Sequence[Any], top_k: int
+) -> Predicted | detect.Detected:
     started = time.perf_counter()
     check_top_k(top_k, services.settings)
     loaded = await asyncio.to_thread(services.pool.get, model)
+    if loaded.kind == "detection":
+        return await detect.predict(services, loaded, field, inputs)
     codec = codec_of(loaded, field)
     admitted = await services.codecs.run(codec.admit, inputs, loaded, services.settings, [], None)
     check_request(RowCount(1, len(inputs)), services.settings, codec.field)
@@ -52,13 +57,17 @@ async def explain(
     output: OutputOptions | None = None,
     evaluate: EvaluateSpec | None = None,
     progress: Progress | None = None,
-) -> Explained:
+) -> Explained | detect.DetectionsExplained:
     """`field` names the request's inputs ("images", "texts"); `several`: the request named a list of methods
     (errors then say `methods.i`)."""
     started = time.perf_counter()
     output = output or OutputOptions()
     check_top_k(top_k, services.settings)
     loaded = await asyncio.to_thread(services.pool.get, model)
+    if loaded.kind == "detection":
+        if evaluate is not None:
+            raise InvalidParameter("faithfulness curves are not measured for detection models yet", "evaluate")
+        return await detect.explain(services, loaded, field, inputs, methods, target, output, progress, several)
     codec = codec_of(loaded, field)
     chosen = parse_methods(services, methods, loaded, several)
     targets = resolve_targets(target, len(inputs), loaded)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..models.attention import capture_attention
 from .hooks import capture_outputs, find_module, guided_relus
-from .plan import ATTENTION_NEEDS, AttentionNeed, Objective, PassOutput, Rows, resolve, score
+from .plan import ATTENTION_NEEDS, AttentionNeed, PassOutput, Rows, Scoring, resolve, score
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -28,7 +28,7 @@ def device_context(device: torch.device, autocast: str):
 def run_pass(
     module: nn.Module,
     parts: list[tuple[Rows, int, int]],
-    objective: Objective,
+    objective: Scoring,
     channels_last: bool = False,
 ) -> list[PassOutput]:
     """One forward (and backward where any part needs it) over the parts' rows; one output per part."""
@@ -63,7 +63,7 @@ def padded(inputs: list[Tensor], length: int) -> list[Tensor]:
 
 
 def forward_pass(
-    module: nn.Module, x: Tensor, targets: Tensor, objective: Objective, recorded: tuple[str, ...] = ()
+    module: nn.Module, x: Tensor, targets: Tensor, objective: Scoring, recorded: tuple[str, ...] = ()
 ) -> PassOutput:
     """`recorded`: layers whose outputs the pass returns (forward-only CAM methods)."""
     with ExitStack() as stack, torch.inference_mode():
@@ -80,7 +80,7 @@ def backward_pass(
     module: nn.Module,
     x: Tensor,
     targets: Tensor,
-    objective: Objective,
+    objective: Scoring,
     input_grad: bool,
     layers: tuple[str, ...],
     guided: bool = False,

@@ -8,14 +8,14 @@ from torch import nn
 
 from .executor import device_context, run_pass
 from .jobs import Job, PlanState
-from .plan import Objective, Plan
+from .plan import Plan, Scoring
 from .policy import Scheduler
 
 
 def run(
     module: nn.Module,
     plans: list[Plan],
-    objective: Objective = "logit",
+    objective: Scoring = "logit",
     *,
     chunk_size: int = 64,
     channels_last: bool = False,

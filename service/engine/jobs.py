@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .plan import ATTENTION_NEEDS, Objective, PassOutput, Plan, Rows
+from .plan import ATTENTION_NEEDS, PassOutput, Plan, Rows, Scoring
 
 _arrivals = itertools.count()
 
@@ -74,7 +74,7 @@ def merged(groups: list[tuple[PlanState, Rows]]) -> Slot:
 class Job:
     module: nn.Module
     plans: list[PlanState]
-    objective: Objective
+    objective: Scoring
     capacity: int  # rows per pass on this model (the memory budget's answer)
     total_rows: int  # logical rows (passes per image x images, summed over methods), known up front
     done_rows: int = 0

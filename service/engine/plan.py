@@ -15,7 +15,12 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-Objective = Literal["logit", "probability", "log_probability"]
+from ..models.detection import affinity
+
+Objective = Literal["logit", "probability", "log_probability"]  # what a request to a classifier explains
+# What a pass scores: a classifier's objective, or "affinity" for a detector's rows, whose outputs are
+# detections and whose targets are boxes (models/detection.py).
+Scoring = Objective | Literal["affinity"]
 AttentionNeed = Literal["", "probabilities", "gradients"]
 ATTENTION_NEEDS: tuple[AttentionNeed, ...] = ("", "probabilities", "gradients")  # each includes the one before
 OBJECTIVES: tuple[str, ...] = ("logit", "probability", "log_probability")
@@ -156,8 +161,10 @@ def targets_or_top(targets: Tensor | None, n: int, device: torch.device) -> Tens
     return targets
 
 
-def score(logits: Tensor, targets: Tensor, objective: Objective) -> Tensor:
-    """S per row: the objective of the row's target class."""
+def score(logits: Tensor, targets: Tensor, objective: Scoring) -> Tensor:
+    """S per row: the objective of the row's target class (a detector's: the target box's affinity)."""
+    if objective == "affinity":
+        return affinity(logits, targets)
     if objective == "probability":
         logits = logits.softmax(dim=1)
     elif objective == "log_probability":
@@ -169,5 +176,7 @@ def resolve(logits: Tensor, targets: Tensor | None) -> Tensor:
     """The class each row explains: its given target, or its top class where the target is None or TOP."""
     if targets is None:
         return logits.argmax(dim=1)
+    if targets.dim() > 1:
+        return targets  # boxes (a detector's rows): explained as given
     # TOP entries let one batch mix "predicted" rows with explicit ones (requests batched together).
     return torch.where(targets == TOP, logits.argmax(dim=1), targets)

@@ -22,13 +22,13 @@ from torch import nn
 
 from .jobs import Job, Slot
 from .pacing import Pacer
-from .plan import Objective, PassOutput
+from .plan import PassOutput, Scoring
 
 
 @dataclass
 class Chunk:
     module: nn.Module
-    objective: Objective
+    objective: Scoring
     parts: list[tuple[Job, Slot, int, int]]  # (job, slot, first row, end row)
     key: tuple = ()  # the kind of pass (pass_key): what its time per row is learnt for
 

@@ -27,7 +27,7 @@ from ..settings import Settings
 from .device import DeviceWorker, Ticket
 from .jobs import Job, PlanState
 from .pacing import DEFAULT_TARGET_MS, FIRST_ROWS, Pacer
-from .plan import Objective, Plan
+from .plan import Plan, Scoring
 from .policy import Chunk
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
@@ -121,7 +121,7 @@ class EngineRunner:
         loaded: LoadedModel,
         module: nn.Module,
         build: Callable[[], list[Plan]],
-        objective: Objective,
+        objective: Scoring,
         rows: int,
         progress: Progress | None = None,
         reservation: Reservation | None = None,

@@ -35,7 +35,7 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-Modality = Literal["image", "text"]
+Modality = Literal["image", "text", "detection"]  # detection: per box, as detectors.py expands it
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Capabilities:
     guided_relu: bool = False  # backpropagates through nn.ReLU modules in its own way (guided backprop)
     uses_target: bool = True  # False: the map is the same whatever class is explained (EigenCAM)
     reads_attention: bool = False  # needs the model's attention probabilities (transformer image models)
+    boxes_per_row: bool = False  # detectors: scores all of an image's boxes in one row (detectors.py)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ class EigenCam(Explainer):
         multiplies_by_inputs=False,
         output="cam",
         uses_target=False,
+        modalities=("image", "detection"),
     )
 
     def cost(self, params, input_shape) -> Cost:

@@ -64,7 +64,7 @@ class IntegratedGradients(Explainer):
         convergence_delta=True,
         multiplies_by_inputs=True,
         output="pixel",
-        modalities=("image", "text"),
+        modalities=("image", "text", "detection"),
     )
 
     def cost(self, params, input_size) -> Cost:

@@ -11,6 +11,7 @@ from ..errors import InvalidParameter, UnknownMethod
 from .attention_relevance import AttentionRelevance
 from .attention_rollout import AttentionRollout
 from .base import Explainer, Params
+from .drise import DRise
 from .eigencam import EigenCam
 from .gradcam import GradCam
 from .gradcam_pp import GradCamPlusPlus
@@ -45,6 +46,7 @@ DEFAULT_EXPLAINERS: tuple[type[Explainer], ...] = (
     EigenCam,
     AttentionRollout,
     AttentionRelevance,
+    DRise,
 )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import loader
+from . import detection, loader
 from .attention import AttentionInfo, probe_attention
 from .layers import LayerTable, cam_layers, relu_modules_only
 from .prepare import Prepared, PrepareOptions, prepare
@@ -46,6 +46,27 @@ def image(spec: ModelSpec, device: torch.device, options: PrepareOptions) -> Bui
         table.default = spec.target_layer
     attention = probe_attention(module, example)
     return Built(prepared, labels, example, table, relu_issue=relu_modules_only(module), attention=attention)
+
+
+def detector(spec: ModelSpec, device: torch.device) -> Built:
+    """A detector wrapped to give one tensor per pass (detection.py); not prepared (folding a detector's
+    BatchNorms and compiling it are not checked here) and not probed for attention."""
+    labels = loader.read_labels(spec)
+    module = detection.Detector(loader.load(spec)).eval().to(device)
+    example = torch.zeros((1, spec.channels, *spec.input_size), device=device)
+    try:
+        table = detection.detection_layers(module, example)  # also the warm-up pass
+    except Exception as exc:  # the model cannot run on its declared input, or breaks the output contract
+        raise loader.ModelLoadError(
+            f"warm-up forward failed on a {tuple(example.shape)} input: {type(exc).__name__}",
+            f"warm-up forward failed: {exc}",
+        ) from exc
+    if spec.target_layer is not None:
+        if spec.target_layer not in table.layouts:
+            why = table.refused.get(spec.target_layer, "it outputs no feature maps")
+            raise loader.ModelLoadError(f"target_layer {spec.target_layer!r} cannot be a CAM layer: {why}")
+        table.default = spec.target_layer
+    return Built(Prepared(module, module), labels, example, table, attention="not an image classifier")
 
 
 def text(spec: ModelSpec, device: torch.device) -> Built:

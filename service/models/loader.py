@@ -14,7 +14,7 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from . import pretrained, zoo
+from . import detection, pretrained, zoo
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ def build(spec: ModelSpec) -> nn.Module:
             return torch.jit.load(ref, map_location="cpu")
         if scheme == "torchvision":
             extra = pretrained.builder_kwargs(ref, torchvision_weights(spec)) if spec.pretrained else {}
+            if spec.kind == "detection":
+                extra = {**detection.builder_kwargs(ref, spec.input_size), **extra}
             return torchvision.models.get_model(ref, weights=None, num_classes=spec.num_classes, **extra)
         if scheme == "timm":
             return zoo.build_timm(ref, spec.num_classes)

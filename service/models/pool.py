@@ -58,6 +58,11 @@ class LoadedModel:
         """The shape of one input that costs are counted on: (H, W) for images, (tokens,) for texts."""
         return (self.spec.max_length,) if self.spec.kind == "text" else self.spec.input_size
 
+    @property
+    def boxes_per_image(self) -> int:
+        """Detection models: the most boxes one image's explanation explains (1 for classifiers)."""
+        return self.spec.max_detections if self.spec.kind == "detection" else 1
+
     def module_for(self, layers: set[str]) -> nn.Module:
         """The module a pass that hooks `layers` runs on (see prepare.Prepared.for_layers)."""
         return self.module if self.prepared is None else self.prepared.for_layers(layers)
@@ -198,7 +203,12 @@ class ModelPool:
 
     def _build(self, spec: ModelSpec) -> LoadedModel:
         started = time.perf_counter()
-        made = build.text(spec, self.device) if spec.kind == "text" else build.image(spec, self.device, self.prepare)
+        if spec.kind == "text":
+            made = build.text(spec, self.device)
+        elif spec.kind == "detection":
+            made = build.detector(spec, self.device)
+        else:
+            made = build.image(spec, self.device, self.prepare)
         # The unfolded model stays resident beside the folded one (for hooks on folded convolutions).
         params = {id(p): p for m in (made.prepared.original, made.prepared.module) for p in m.parameters()}
         loaded = LoadedModel(

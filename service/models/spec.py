@@ -14,7 +14,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9._-]+$", max_length=100)
-    kind: Literal["image", "text"] = "image"
+    kind: Literal["image", "text", "detection"] = "image"
     architecture: str = Field(
         description='"torchvision:NAME", "timm:NAME", "transformers:DIR" (an image classifier saved with '
         'save_pretrained), "torchscript:PATH" or "python:pkg.mod:factory"; for text models "transformers:DIR" '
@@ -29,7 +29,7 @@ class ModelSpec(BaseModel):
     num_classes: int = Field(gt=0)
     labels: Path | None = None
     input_size: tuple[int, int] = (224, 224)
-    resize: Literal["exact", "shorter_side"] = "exact"
+    resize: Literal["exact", "shorter_side", "letterbox"] = "exact"
     resize_size: int | None = Field(
         None, gt=0, description="shorter_side: the shorter side is scaled to this before the centre crop"
     )
@@ -38,6 +38,9 @@ class ModelSpec(BaseModel):
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     target_layer: str | None = None
     preload: bool = True
+    # Detection models only.
+    min_score: float = Field(0.5, ge=0.0, le=1.0, description="Detections under this score are not reported.")
+    max_detections: int = Field(20, ge=1, le=100, description="Detections reported (and explained) per image.")
     # Text models only.
     max_length: int = Field(128, ge=2, le=4096, description="Tokens per text, special tokens included.")
     embedding_layer: str | None = Field(
@@ -64,6 +67,15 @@ class ModelSpec(BaseModel):
 
         member = pretrained.resolve(name, str(data["pretrained"]))
         return {**data, **pretrained.spec_defaults(member, data), "pretrained": member.name}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _detection_defaults(cls, data: Any) -> Any:
+        """A detector sees the whole picture, letterboxed (scaled to fit, padded with black) so its boxes map
+        back to the image; torchvision's detectors normalize inside, so their input is pixels in [0, 1]."""
+        if not isinstance(data, dict) or data.get("kind") != "detection":
+            return data
+        return {"resize": "letterbox", "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), **data}
 
     @model_validator(mode="before")
     @classmethod
@@ -121,6 +133,10 @@ class ModelSpec(BaseModel):
         scheme = self.architecture.partition(":")[0]
         if self.kind == "text" and scheme not in ("transformers", "python"):
             raise ValueError('a text model\'s architecture is "transformers:DIR" or "python:pkg.mod:factory"')
+        if self.kind == "detection" and scheme not in ("torchvision", "python"):
+            raise ValueError('a detection model\'s architecture is "torchvision:NAME" or "python:pkg.mod:factory"')
+        if self.kind == "detection" and self.resize == "shorter_side":
+            raise ValueError('a detector sees the whole image: resize is "letterbox" (the default) or "exact"')
         if self.kind == "image" and scheme == "transformers" and self.weights is not None:
             raise ValueError("a transformers directory holds its own weights: leave weights out")
         return self

@@ -20,6 +20,9 @@ from ..events import Progress, progress_stream, wants_events
 from .bodies import parse, raw_image_doc
 from .responses import explain_response, predict_response
 from .schemas import (
+    BoxTarget,
+    DetectExplainResponse,
+    DetectPredictResponse,
     ErrorBody,
     ExplainRequest,
     ExplainResponse,
@@ -38,6 +41,7 @@ PNG_HEADERS = {
     "X-Saliency-Label": "Its label, percent-encoded UTF-8 (absent when the model has no labels).",
     "X-Saliency-Probability": "Its probability, as in the JSON body.",
     "X-Saliency-Method": "The method with every parameter and the layer used, as compact ASCII JSON.",
+    "X-Saliency-Detections": "Detection models: the boxes drawn (every box over the maximum of their maps).",
 }
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -78,13 +82,13 @@ def body_doc(model: type[BaseModel], spec: type[BaseModel]) -> dict:
 
 
 @router.post("/{name}/predict", responses=ERRORS, openapi_extra=body_doc(PredictRequest, PredictSpec))
-async def predict(name: str, request: Request, services: ServicesDep) -> PredictResponse:
+async def predict(name: str, request: Request, services: ServicesDep) -> PredictResponse | DetectPredictResponse:
     """Top-k predictions for each image."""
     label(request, model=name, method="")
     field, inputs, spec = await parse(request, services.settings, PredictRequest, PredictSpec)
     seconds = deadlines.seconds_for(spec.timeout_ms, services.settings.request_timeout_s)
 
-    async def work() -> PredictResponse:
+    async def work() -> PredictResponse | DetectPredictResponse:
         return predict_response(await core.predict(services, name, field, inputs, spec.top_k))
 
     return await cancel_on_disconnect(request, deadlines.within(seconds, work(), services.runner.metrics, name))
@@ -107,11 +111,11 @@ async def predict(name: str, request: Request, services: ServicesDep) -> Predict
         },
     },
     openapi_extra=body_doc(ExplainRequest, ExplainSpec),
-    response_model=ExplainResponse | MultiExplainResponse,
+    response_model=ExplainResponse | MultiExplainResponse | DetectExplainResponse,
 )
 async def explain(
     name: str, request: Request, services: ServicesDep
-) -> Response | ExplainResponse | MultiExplainResponse:
+) -> Response | ExplainResponse | MultiExplainResponse | DetectExplainResponse:
     """Predictions plus saliency maps; `Accept: image/png` gives the overlay, `text/event-stream` progress."""
     label(request, model=name, method="")
     field, inputs, spec = await parse(request, services.settings, ExplainRequest, ExplainSpec)
@@ -126,7 +130,7 @@ async def explain(
     seconds = deadlines.seconds_for(spec.timeout_ms, services.settings.request_timeout_s)
     metrics = services.runner.metrics
 
-    async def work(progress: Progress | None = None) -> ExplainResponse | MultiExplainResponse:
+    async def work(progress: Progress | None = None) -> ExplainResponse | MultiExplainResponse | DetectExplainResponse:
         job = core.explain(
             services,
             name,
@@ -134,7 +138,7 @@ async def explain(
             inputs,
             spec.method_specs(),
             several=spec.methods is not None,
-            target=spec.target,
+            target=plain(spec.target),
             objective=spec.objective,
             top_k=spec.top_k,
             output=spec.output,
@@ -149,11 +153,24 @@ async def explain(
         # Until the first progress event the route itself waits: a client that leaves then is noticed too.
         return await cancel_on_disconnect(request, progress_stream(work))
     response = await cancel_on_disconnect(request, work())
+    if wants_png and isinstance(response, DetectExplainResponse):  # every box on one picture
+        png = base64.b64decode(response.results[0].overlay_png or "")
+        method = json.dumps(response.methods[0], separators=(",", ":"))
+        found = str(len(response.results[0].detections))
+        headers = {"X-Saliency-Method": method, "X-Saliency-Detections": found}
+        return Response(png, media_type="image/png", headers=headers)
     if wants_png:
         assert isinstance(response, ExplainResponse)
         png = base64.b64decode(response.results[0].overlay_png or "")
         return Response(png, media_type="image/png", headers=png_headers(response))
     return response
+
+
+def plain(target: Any) -> Any:
+    """Box targets as the plain dicts the core reads (it never sees an API's schemas)."""
+    if isinstance(target, list):
+        return [plain(item) for item in target]
+    return target.model_dump() if isinstance(target, BoxTarget) else target
 
 
 def png_headers(response: ExplainResponse) -> dict[str, str]:

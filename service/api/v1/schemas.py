@@ -18,6 +18,15 @@ __all__ = ["ErrorBody", "MethodSpec", "TargetItem", "TimeoutMs"]  # and the mode
 MAX_METHODS = 8
 
 
+class BoxTarget(Strict):
+    """A box a detector's map is made for: scored in each pass by the detection matching it best."""
+
+    box: list[float] = Field(
+        min_length=4, max_length=4, description="x0, y0, x1, y1 in the image's pixels (x right, y down)."
+    )
+    label: TargetItem = Field(description="The class: a label or a class index.")
+
+
 class ExplainSpec(Strict):
     """An explain request without its images (the `spec` part of a multipart request)."""
 
@@ -33,8 +42,11 @@ class ExplainSpec(Strict):
         description="Several methods on the same images: each result then has `explanations`, one per method in "
         "this order, and methods that can share passes do (gradient, input x gradient, Grad-CAM, Grad-CAM++).",
     )
-    target: TargetItem | list[TargetItem] = Field(
-        "predicted", description='"predicted", a class index, a label, or a list with one per image.'
+    target: TargetItem | list[TargetItem] | list[BoxTarget] | list[list[BoxTarget]] = Field(
+        "predicted",
+        description='"predicted", a class index, a label, or a list with one per image. Detection models: '
+        '"detections" (every reported detection; "predicted" means the same), or boxes to explain: a list for '
+        "every image, or a list of lists, one per image (at most max_detections each).",
     )
     objective: Objective = Field("logit", description="The score explained: logit, probability, log_probability.")
     top_k: int = Field(5, ge=1)
@@ -174,9 +186,49 @@ class PredictResponse(BaseModel):
     timing_ms: dict[str, float]
 
 
+class Detection(BaseModel):
+    box: list[float] = Field(description="x0, y0, x1, y1 in the uploaded image's pixels (x right, y down).")
+    label: str | None
+    index: int = Field(description="The class index.")
+    score: float = Field(
+        description="The detector's score; for a box the client gave, its affinity to the best-matching "
+        "detection (IoU x score, same class)."
+    )
+
+
+class DetectPredictResult(BaseModel):
+    detections: list[Detection] = Field(description="Score >= the model's min_score, best first, max_detections.")
+
+
+class DetectPredictResponse(BaseModel):
+    model: str
+    results: list[DetectPredictResult]
+    timing_ms: dict[str, float]
+
+
+class ExplainedDetection(Detection):
+    explanations: list[MethodResult] = Field(description="This box's map, one per method, in request order.")
+
+
+class DetectExplainResult(BaseModel):
+    detections: list[ExplainedDetection]
+    overlay_png: str | None = Field(
+        description="With output.overlay: every box drawn on the maximum of the first method's box maps."
+    )
+
+
+class DetectExplainResponse(BaseModel):
+    model: str
+    methods: list[dict[str, Any]] = Field(description="The methods with every parameter, in request order.")
+    results: list[DetectExplainResult]
+    timing_ms: dict[str, float]
+
+
 class ModelInfo(BaseModel):
     name: str
-    kind: Literal["image", "text"] = Field(description="What the model takes: `images` or `texts`.")
+    kind: Literal["image", "text", "detection"] = Field(
+        description="What the model takes (`images`, or `texts`) and gives: classes, or boxes (detection)."
+    )
     architecture: str
     # A list, not a tuple: a tuple's JSON schema ("items" as an array) is not valid OpenAPI 3.1.
     input_size: list[int] | None = Field(

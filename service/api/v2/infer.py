@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ... import core
 from ...codecs.options import OutputOptions
+from ...core.detect import Detected
 from ...errors import InvalidInput, within_field
 from .parse import Call
 from .tensors import output
@@ -19,6 +20,8 @@ from .tensors import output
 async def run(services: core.Services, model: str, call: Call) -> tuple[dict[str, Any], list[bytes]]:
     if call.explain is None:
         predicted = await core.predict(services, model, call.field, call.inputs, top_k=1)
+        if isinstance(predicted, Detected):
+            return detections(model, call, predicted, services.pool.spec(model).max_detections)
         return response(model, call, predicted.logits, None, None)
     spec = call.explain
     prefix = "parameters.explain"
@@ -37,12 +40,23 @@ async def run(services: core.Services, model: str, call: Call) -> tuple[dict[str
                 top_k=1,
                 output=options,
             )
+    assert isinstance(explained, core.Explained)  # parse refused the explain parameter for other kinds
     method = explained.methods[0]
     services.runner.metrics.images.labels(model, method["name"]).inc(len(explained.maps))
     # The same float32 maps that v1's explain returns, one per input: [N, H, W] (or [N, C, H, W]).
     saliency = np.stack([array_of(maps[0]["saliency"]) for maps in explained.maps])
     echo = {"method": method, "objective": explained.objective, "target": [t.index for t in explained.targets]}
     return response(model, call, explained.logits, saliency, echo)
+
+
+def detections(model: str, call: Call, found: Detected, k: int) -> tuple[dict[str, Any], list[bytes]]:
+    """A detector's reported detections as [N, K, 4] boxes, [N, K] scores and labels (K = max_detections)."""
+    n = len(found.detections)
+    boxes, scores, labels = np.zeros((n, k, 4), np.float32), np.zeros((n, k), np.float32), np.full((n, k), -1)
+    for i, image in enumerate(found.detections):
+        for j, d in enumerate(image):
+            boxes[i, j], scores[i, j], labels[i, j] = d.box, d.score, d.index
+    return respond(model, call, {"boxes": boxes, "scores": scores, "labels": labels}, None)
 
 
 def array_of(encoded: dict[str, Any]) -> np.ndarray:
@@ -57,6 +71,12 @@ def response(
     assert logits is not None
     logits = logits.float().cpu()
     values = {"logits": logits.numpy(), "probabilities": logits.softmax(dim=1).numpy(), "saliency": saliency}
+    return respond(model, call, values, echo)
+
+
+def respond(
+    model: str, call: Call, values: dict[str, np.ndarray | None], echo: dict[str, Any] | None
+) -> tuple[dict[str, Any], list[bytes]]:
     outputs, binary = [], []
     for name, as_binary in call.outputs:
         array = values[name]

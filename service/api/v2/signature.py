@@ -26,7 +26,15 @@ def inputs(spec: ModelSpec) -> list[TensorMetadata]:
 
 
 def outputs(spec: ModelSpec, explained: bool = True) -> list[TensorMetadata]:
-    """Every output; `saliency` (image models) only comes with the `explain` parameter."""
+    """Every output; `saliency` (image models) only comes with the `explain` parameter. A detector's are its
+    reported detections, padded to max_detections (score 0, label -1), boxes in the image's pixels."""
+    if spec.kind == "detection":
+        k = spec.max_detections
+        return [
+            TensorMetadata(name="boxes", datatype="FP32", shape=[ANY, k, 4]),
+            TensorMetadata(name="scores", datatype="FP32", shape=[ANY, k]),
+            TensorMetadata(name="labels", datatype="INT64", shape=[ANY, k]),
+        ]
     classes = [ANY, spec.num_classes]
     found = [
         TensorMetadata(name="logits", datatype="FP32", shape=classes),

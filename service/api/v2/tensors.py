@@ -85,9 +85,10 @@ def floats_from_json(data: list[Any], count: int, name: str) -> np.ndarray:
 
 
 def output(name: str, values: np.ndarray, binary: bool) -> tuple[dict[str, Any], bytes | None]:
-    """A $response_output for FP32 `values`, and its binary data when asked for."""
-    values = np.ascontiguousarray(values, dtype=FP32)
-    tensor: dict[str, Any] = {"name": name, "datatype": "FP32", "shape": list(values.shape)}
+    """A $response_output for FP32 `values` (INT64 for integer arrays), and its binary data when asked for."""
+    integer = values.dtype.kind in "iu"
+    values = np.ascontiguousarray(values, dtype="<i8" if integer else FP32)
+    tensor: dict[str, Any] = {"name": name, "datatype": "INT64" if integer else "FP32", "shape": list(values.shape)}
     if binary:
         data = values.tobytes()
         tensor["parameters"] = {"binary_data_size": len(data)}

@@ -26,12 +26,25 @@ def to_original_size(maps: Tensor, geometry: Geometry) -> Tensor:
     if (left, top, right, bottom) == (0, 0, geometry.width, geometry.height):
         out = F.interpolate(flat, size=(geometry.height, geometry.width), mode="bilinear", align_corners=False)
         return out.reshape(*lead, geometry.height, geometry.width)
+    if left < 0 or top < 0 or right > geometry.width or bottom > geometry.height:
+        return letterboxed(flat, geometry).reshape(*lead, geometry.height, geometry.width)
     x0, y0 = round(left), round(top)
     w, h = max(1, round(right) - x0), max(1, round(bottom) - y0)
     inner = F.interpolate(flat, size=(h, w), mode="bilinear", align_corners=False)
     out = torch.zeros((flat.shape[0], 1, geometry.height, geometry.width), dtype=inner.dtype)
     out[..., y0 : y0 + h, x0 : x0 + w] = inner[..., : geometry.height - y0, : geometry.width - x0]
     return out.reshape(*lead, geometry.height, geometry.width)
+
+
+def letterboxed(flat: Tensor, geometry: Geometry) -> Tensor:
+    """(n, 1, h, w) maps of a letterboxed input -> the image's part of them at its size (the borders go)."""
+    left, top, right, bottom = geometry.box
+    h, w = flat.shape[-2:]
+    sx, sy = w / (right - left), h / (bottom - top)
+    u0, v0 = round(-left * sx), round(-top * sy)
+    u1, v1 = max(u0 + 1, round((geometry.width - left) * sx)), max(v0 + 1, round((geometry.height - top) * sy))
+    inner = flat[..., v0:v1, u0:u1]
+    return F.interpolate(inner, size=(geometry.height, geometry.width), mode="bilinear", align_corners=False)
 
 
 def unit_limits(values: np.ndarray, signed: bool) -> tuple[float, float]:

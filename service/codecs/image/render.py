@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -22,8 +23,10 @@ def render(
     results: list[Explanation],
     explainers: list[Explainer],
     given: OutputOptions,
+    decorate: Callable[[int, Image.Image], Image.Image] | None = None,
 ) -> list[list[dict]]:
-    """Per image, per method: the saliency array, PNGs and diagnostics the request asked for."""
+    """Per image, per method: the saliency array, PNGs and diagnostics the request asked for. `decorate(i,
+    picture)` draws on image i's picture before its overlays (a detector's box)."""
     out = given.filled(*DEFAULTS)
     images = [picture for picture, _ in items]
     geometry = [where for _, where in items]
@@ -36,6 +39,8 @@ def render(
         prepared.append((result, reduced, normalize(reduced, out.normalize), signed))
     rendered = []
     for i, where in enumerate(geometry):
+        if decorate is not None and out.overlay:
+            images[i] = decorate(i, images[i])
         per_method = []
         for result, reduced, maps, signed in prepared:
             at_original = None

@@ -21,6 +21,23 @@ class Geometry:
     width: int
     height: int
     box: tuple[float, float, float, float]  # left, top, right, bottom in original pixels
+    # (a letterbox's box is larger than the image: its borders lie outside, at negative or large coordinates)
+
+    def to_original(self, boxes: Tensor, size: tuple[int, int]) -> Tensor:
+        """(K, 4) x0, y0, x1, y1 in input pixels of `size` (H, W) -> in the original image's pixels, clipped."""
+        left, top, right, bottom = self.box
+        sx, sy = (right - left) / size[1], (bottom - top) / size[0]
+        out = boxes * boxes.new_tensor([sx, sy, sx, sy]) + boxes.new_tensor([left, top, left, top])
+        return torch.stack(
+            [out[:, 0].clamp(0, self.width), out[:, 1].clamp(0, self.height),
+             out[:, 2].clamp(0, self.width), out[:, 3].clamp(0, self.height)], dim=1,
+        )  # fmt: skip
+
+    def to_input(self, boxes: Tensor, size: tuple[int, int]) -> Tensor:
+        """The inverse of `to_original` (without clipping): boxes in original pixels -> input pixels."""
+        left, top, right, bottom = self.box
+        sx, sy = size[1] / (right - left), size[0] / (bottom - top)
+        return (boxes - boxes.new_tensor([left, top, left, top])) * boxes.new_tensor([sx, sy, sx, sy])
 
 
 def to_input(image: Image.Image, spec: ModelSpec) -> tuple[Tensor, Geometry]:
@@ -31,6 +48,8 @@ def to_input(image: Image.Image, spec: ModelSpec) -> tuple[Tensor, Geometry]:
     if spec.resize == "exact":
         box = (0.0, 0.0, float(image.width), float(image.height))
         resized = image.resize((width, height), resample)
+    elif spec.resize == "letterbox":
+        resized, box = letterbox(image, (height, width), resample)
     elif spec.resize_size is not None:
         resized, box = preset_crop(image, spec.resize_size, (height, width), resample)
     else:
@@ -43,6 +62,20 @@ def to_input(image: Image.Image, spec: ModelSpec) -> tuple[Tensor, Geometry]:
     pixels = TF.to_dtype(TF.pil_to_tensor(resized), torch.float32, scale=True)
     tensor = TF.normalize(pixels, list(spec.mean), list(spec.std))
     return tensor, Geometry(image.width, image.height, box)
+
+
+def letterbox(
+    image: Image.Image, size: tuple[int, int], resample: Image.Resampling
+) -> tuple[Image.Image, tuple[float, float, float, float]]:
+    """The whole image scaled to fit `size` (H, W), centred on black: a detector sees every object, unstretched."""
+    height, width = size
+    scale = min(width / image.width, height / image.height)
+    new_w, new_h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    left, top = (width - new_w) // 2, (height - new_h) // 2
+    canvas = Image.new(image.mode, (width, height))
+    canvas.paste(image.resize((new_w, new_h), resample), (left, top))
+    sx, sy = new_w / image.width, new_h / image.height
+    return canvas, (-left / sx, -top / sy, (width - left) / sx, (height - top) / sy)
 
 
 def preset_crop(

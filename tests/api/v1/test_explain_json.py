@@ -30,7 +30,11 @@ TINY = {
 
 
 # The attention methods explain transformers (a resnet has no attention: a 422; tests/api/v1/test_transformers.py).
-CNN_METHODS = [name for name in REGISTRY.names() if not REGISTRY.get(name).capabilities.reads_attention]
+CNN_METHODS = [
+    name
+    for name in REGISTRY.names()
+    if not REGISTRY.get(name).capabilities.reads_attention and "image" in REGISTRY.get(name).capabilities.modalities
+]  # attention methods: tests/api/v1/test_transformers.py; detection-only ones: test_detection.py
 
 
 @pytest.mark.parametrize("name", CNN_METHODS)

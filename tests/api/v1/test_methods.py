@@ -36,9 +36,10 @@ def test_each_method_describes_itself(methods, name):
         "guided_relu",
         "uses_target",
         "reads_attention",
+        "boxes_per_row",
     }
     assert info["capabilities"]["modalities"] == list(explainer.capabilities.modalities)
-    assert "image" in info["capabilities"]["modalities"]
+    assert {"image", "detection"} & set(info["capabilities"]["modalities"])
     assert info["parameters"] == explainer.params_model.model_json_schema()
     assert info["parameters"]["type"] == "object"
     assert info["parameters"].get("additionalProperties") is False  # unknown parameters are refused
@@ -57,11 +58,15 @@ def test_capabilities_tell_the_methods_apart(methods):
         "convergence_delta": False,
         "multiplies_by_inputs": False,
         "output": "cam",
-        "modalities": ["image"],
+        "modalities": ["image", "detection"],
         "guided_relu": False,
         "uses_target": True,
         "reads_attention": False,
+        "boxes_per_row": False,
     }
+    assert methods["drise"]["capabilities"]["modalities"] == ["detection"]
+    assert methods["drise"]["capabilities"]["boxes_per_row"] is True
+    assert methods["gradcam_pp"]["capabilities"]["modalities"] == ["image"]  # not (yet) for detectors
     assert methods["guided_backprop"]["capabilities"]["guided_relu"] is True
     assert methods["attention_rollout"]["capabilities"]["reads_attention"] is True
     assert methods["attention_rollout"]["capabilities"]["uses_target"] is False
@@ -80,7 +85,7 @@ def test_capabilities_tell_the_methods_apart(methods):
             True,
             "cam",
         )
-        assert capabilities["modalities"] == ["image"]
+        assert capabilities["modalities"] == (["image", "detection"] if name == "eigencam" else ["image"])
         assert methods[name]["parameters"] == methods["gradcam"]["parameters"]  # `layer`, as every CAM
     assert methods["eigencam"]["capabilities"]["uses_target"] is False
     assert methods["scorecam"]["capabilities"]["uses_target"] is True

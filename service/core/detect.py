@@ -1,0 +1,259 @@
+"""predict and explain for detection models: the boxes, then one map per box and method.
+
+A detector's explanation takes two submissions to the device under one reservation: a prediction pass (the
+detections, which are the default targets and are reported for every image), then the methods' plans over
+the target boxes (explainers/detectors.py). Rows are counted before anything is decoded with the most boxes
+an image can have (`max_detections`, or the boxes the client gave), so admission never undercounts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..codecs.image.detections import DetectionCodec, combined_overlay
+from ..codecs.options import OutputOptions
+from ..engine.plan import Plan, clean_rows
+from ..engine.runner import Progress
+from ..errors import InvalidTarget
+from ..explainers import ExplainContext, PixelSpace
+from ..explainers.detectors import box_plan
+from ..models import LoadedModel
+from ..models.detection import no_box
+from . import plans
+from .checks import codec_of, echo, parse_methods
+from .results import timings
+from .rows import RowCount, check_request, method_cost
+from .services import Services
+
+BoxTarget = dict[str, Any]  # {"box": [x0, y0, x1, y1], "label": name or index}, in the image's pixels
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in the original image's pixels
+    index: int
+    label: str | None
+    score: float
+
+
+@dataclass
+class Detected:
+    model: str
+    detections: list[list[Detection]]
+    timing_ms: dict[str, float]
+    raw: Tensor  # (N, D, 6) every candidate in input pixels: [x0, y0, x1, y1, score, label]
+
+
+@dataclass
+class DetectionsExplained:
+    model: str
+    methods: list[dict[str, Any]]
+    detections: list[list[Detection]]  # per image, the boxes explained (the detections, or the client's)
+    maps: list[list[list[dict[str, Any]]]]  # per image, per box, per method: the codec's map fields
+    combined: list[str | None]  # per image, the overlay of every box (base64 PNG) when overlays were asked
+    timing_ms: dict[str, float]
+
+
+def kept(raw: Tensor, loaded: LoadedModel) -> list[Tensor]:
+    """Per image, its reported detections (K, 6): score >= min_score, the best max_detections."""
+    spec = loaded.spec
+    return [rows[rows[:, 4] >= spec.min_score][: spec.max_detections] for rows in raw]
+
+
+def reported(rows: Tensor, geometry, loaded: LoadedModel, size: tuple[int, int]) -> list[Detection]:
+    boxes = geometry.to_original(rows[:, :4].double(), size)
+    labels = loaded.labels
+    out = []
+    for box, row in zip(boxes.tolist(), rows.tolist(), strict=True):
+        index = int(row[5])
+        label = labels[index] if labels is not None and 0 <= index < len(labels) else None
+        out.append(Detection((box[0], box[1], box[2], box[3]), index, label, float(row[4])))
+    return out
+
+
+def predict_plan(x: Tensor) -> Plan:
+    out = yield from clean_rows(x, no_box(len(x), x.device))
+    return out.logits.float().cpu()
+
+
+async def detections(services: Services, loaded: LoadedModel, x: Tensor, seat) -> Tensor:
+    def build() -> list[Plan]:
+        return [predict_plan(x.to(loaded.device))]
+
+    (raw,) = await services.runner.submit(loaded, loaded.module, build, "affinity", len(x), None, seat)
+    return raw  # type: ignore[return-value]
+
+
+async def predict(services: Services, loaded: LoadedModel, field: str, inputs: Sequence[Any]) -> Detected:
+    started = time.perf_counter()
+    codec = codec_of(loaded, field)
+    admitted = await services.codecs.run(codec.admit, inputs, loaded, services.settings, [], None)
+    check_request(RowCount(1, len(inputs)), services.settings, codec.field)
+    with services.runner.reserved(loaded, len(inputs), len(inputs)) as seat:
+        batch = await services.codecs.run(codec.decode, admitted, loaded, services.settings, None)
+        decoded = time.perf_counter()
+        raw = await detections(services, loaded, batch.x, seat)
+    size = loaded.spec.input_size
+    pairs = zip(kept(raw, loaded), batch.items, strict=True)
+    found = [reported(rows, where, loaded, size) for rows, (_, where) in pairs]
+    return Detected(loaded.spec.name, found, timings(started, decoded, time.perf_counter()), raw)
+
+
+def parse_boxes(target: Any, n: int, loaded: LoadedModel) -> list[list[tuple[list[float], int]]] | None:
+    """None for "detections"; else per image its boxes (in original pixels) and class indices. A list of
+    boxes applies to every image; a list of lists gives each image its own."""
+    if target in ("detections", "predicted"):
+        return None
+    if not isinstance(target, list) or not target:
+        raise InvalidTarget('a detector\'s target is "detections" or a list of {"box", "label"} objects', "target")
+    per_image = target if isinstance(target[0], list) else [target] * n
+    if len(per_image) != n:
+        raise InvalidTarget(f"{len(per_image)} lists of boxes for {n} images", "target")
+    out = []
+    for i, boxes in enumerate(per_image):
+        where = f"target.{i}" if isinstance(target[0], list) else "target"
+        if not isinstance(boxes, list) or len(boxes) > loaded.spec.max_detections:
+            raise InvalidTarget(
+                f"at most {loaded.spec.max_detections} boxes per image (max_detections), as a list", where
+            )
+        out.append([parse_box(item, f"{where}.{j}", loaded) for j, item in enumerate(boxes)])
+    return out
+
+
+def parse_box(item: Any, field: str, loaded: LoadedModel) -> tuple[list[float], int]:
+    if not isinstance(item, dict) or set(item) - {"box", "label"} or "box" not in item:
+        raise InvalidTarget('a target box is {"box": [x0, y0, x1, y1], "label": name or index}', field)
+    box = item["box"]
+    if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, int | float) for v in box):
+        raise InvalidTarget("box is four numbers: x0, y0, x1, y1 in the image's pixels", f"{field}.box")
+    if isinstance(box[0], bool) or not all(math.isfinite(v) for v in box) or box[0] >= box[2] or box[1] >= box[3]:
+        raise InvalidTarget("box needs finite x0 < x1 and y0 < y1", f"{field}.box")
+    label = item.get("label")
+    labels, classes = loaded.labels, loaded.spec.num_classes
+    if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < classes:
+        return [float(v) for v in box], label
+    if isinstance(label, str) and labels is not None and label in labels:
+        return [float(v) for v in box], labels.index(label)
+    raise InvalidTarget(f"label must be one of the model's labels or an index in [0, {classes})", f"{field}.label")
+
+
+def box_table(chosen: list[list[tuple[list[float], int]]], geometry: list, loaded: LoadedModel) -> Tensor:
+    """(N, B, 5) targets in input pixels; a box must overlap its image."""
+    size = loaded.spec.input_size
+    table = no_box(len(chosen), torch.device("cpu"), max([len(b) for b in chosen] + [0]))
+    for i, (boxes, where) in enumerate(zip(chosen, geometry, strict=True)):
+        for j, (box, index) in enumerate(boxes):
+            x0, y0, x1, y1 = box
+            if x1 <= 0 or y1 <= 0 or x0 >= where.width or y0 >= where.height:
+                raise InvalidTarget(f"box {box} lies outside the {where.width}x{where.height} image", "target")
+            table[i, j, :4] = where.to_input(torch.tensor([box], dtype=torch.float64), size)[0].float()
+            table[i, j, 4] = index
+    return table
+
+
+async def explain(
+    services: Services,
+    loaded: LoadedModel,
+    field: str,
+    inputs: Sequence[Any],
+    methods: list[Any],
+    target: Any,
+    output: OutputOptions,
+    progress: Progress | None,
+    several: bool,
+) -> DetectionsExplained:
+    started = time.perf_counter()
+    codec = codec_of(loaded, field)
+    assert isinstance(codec, DetectionCodec)
+    chosen = parse_methods(services, methods, loaded, several)
+    given = parse_boxes(target, len(inputs), loaded)
+    explainers = [e for e, _ in chosen]
+    admitted = await services.codecs.run(codec.admit, inputs, loaded, services.settings, explainers, output)
+    boxes = max((len(b) for b in given), default=0) if given is not None else loaded.spec.max_detections
+    rows = 1 + sum(method_cost(loaded, e, p).forward * (1 if per_image(e) else boxes) for e, p in chosen)
+    count = RowCount(rows, len(inputs), next((method_cost(loaded, e, p).driver for e, p in chosen), None))
+    check_request(count, services.settings, codec.field)
+    with services.runner.reserved(loaded, count.total, len(inputs)) as seat:
+        batch = await services.codecs.run(codec.decode, admitted, loaded, services.settings, output)
+        del admitted
+        decoded = time.perf_counter()
+        raw = await detections(services, loaded, batch.x, seat)
+        geometry = [where for _, where in batch.items]
+        if given is None:
+            reported_rows = kept(raw, loaded)
+            table = no_box(len(reported_rows), torch.device("cpu"), max([len(f) for f in reported_rows] + [0]))
+            for i, image_rows in enumerate(reported_rows):
+                table[i, : len(image_rows)] = torch.cat([image_rows[:, :4], image_rows[:, 5:6]], dim=1)
+        else:
+            table = box_table(given, geometry, loaded)
+        results = await explain_boxes(services, loaded, chosen, batch.x, table, progress, seat)
+    modelled = time.perf_counter()
+    size = loaded.spec.input_size
+    explained = [boxes_of(table[i], raw[i], where, loaded, size) for i, where in enumerate(geometry)]
+    drawn = [[(d.box, d.index, caption(d)) for d in found_i] for found_i in explained]
+    pictures = [picture for picture, _ in batch.items]
+    maps = await services.codecs.run(codec.render_boxes, batch, results, explainers, output, drawn)
+    combined: list[str | None] = [None] * len(explained)
+    if output.overlay:
+        first = results[0].attributions
+        for i, picture in enumerate(pictures):
+            combined[i] = await services.codecs.run(
+                combined_overlay, picture, first[i, : len(drawn[i])].numpy(), geometry[i], drawn[i], output
+            )
+    return DetectionsExplained(
+        loaded.spec.name,
+        [echo(e, p, loaded) for e, p in chosen],
+        explained,
+        maps,
+        combined,
+        timings(started, decoded, modelled),
+    )
+
+
+def boxes_of(table: Tensor, raw: Tensor, geometry, loaded: LoadedModel, size: tuple[int, int]) -> list[Detection]:
+    """The boxes explained in one image, each with its affinity to the clean image's detections."""
+    valid = table[table[:, 4] >= 0]
+    if not len(valid):
+        return []
+    from ..models.detection import affinity
+
+    scores = affinity(raw[None], valid[None])[0]
+    rows = torch.cat([valid[:, :4], scores[:, None], valid[:, 4:5]], dim=1)
+    return reported(rows, geometry, loaded, size)
+
+
+def per_image(explainer) -> bool:
+    """Whether the method's rows are per image (all boxes at once, or no target), not per box."""
+    return explainer.capabilities.boxes_per_row or not explainer.capabilities.uses_target
+
+
+def caption(detection: Detection) -> str:
+    name = detection.label if detection.label is not None else str(detection.index)
+    return f"{name} {detection.score:.2f}"
+
+
+async def explain_boxes(services, loaded, chosen, x: Tensor, table: Tensor, progress, seat) -> list:
+    spec = loaded.spec
+    ctx = ExplainContext(
+        pixel_space=PixelSpace(spec.mean, spec.std),
+        layer=loaded.default_layer,
+        layouts=loaded.layouts,
+        refused_layers=loaded.refused_layers,
+        attention=loaded.attention_issue,
+    )
+    module = loaded.module
+    boxes = int((table[..., 4] >= 0).sum())
+    rows = sum(method_cost(loaded, e, p).forward * (len(x) if per_image(e) else boxes) for e, p in chosen)
+
+    def build() -> list[Plan]:
+        xs, targets = x.to(loaded.device), table.to(loaded.device)
+        return [plans.to_cpu(box_plan(e, module, xs, targets, p, ctx)) for e, p in chosen]
+
+    return await services.runner.submit(loaded, module, build, "affinity", max(1, rows), progress, seat)
