@@ -26,6 +26,7 @@ BENCHMARKS = {
     "scheduling": "bench.scheduling",
     "pacing": "bench.pacing",
     "transformers": "bench.transformers",  # issue 20: each method on vit_b_16 at 224 px
+    "detection": "bench.detection",  # issue 21: each method per image on the demo FCOS and a Faster R-CNN
     "torchserve": "bench.torchserve",  # needs the [bench] extra and Java 17; prints why and gives no rows without
     "compile": "bench.compiling",  # last: the compiler's state stays in the process
 }

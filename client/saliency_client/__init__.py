@@ -20,6 +20,10 @@ from .convert import ImageInput
 from .errors import ServiceError
 from .results import (
     Checked,
+    Detected,
+    Detection,
+    DetectionsExplained,
+    DetectionsResult,
     Explained,
     ExplainResult,
     Explanation,
@@ -35,6 +39,10 @@ __all__ = [
     "__version__",
     "AsyncClient",
     "Checked",
+    "Detected",
+    "Detection",
+    "DetectionsExplained",
+    "DetectionsResult",
     "MethodCheck",
     "Client",
     "EvaluateOptions",

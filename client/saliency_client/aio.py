@@ -12,7 +12,7 @@ from . import calls
 from .base import BaseClient
 from .calls import Request
 from .errors import from_transport
-from .results import Checked, Explained, Predicted
+from .results import Checked, Detected, DetectionsExplained, Explained, Predicted
 
 T = TypeVar("T")
 Awaited = Coroutine[Any, Any, T]
@@ -22,8 +22,8 @@ class AsyncClient(
     BaseClient[
         httpx.AsyncBaseTransport,
         Awaited[list[dict[str, Any]]],
-        Awaited[Predicted],
-        Awaited[Explained],
+        Awaited[Predicted | Detected],
+        Awaited[Explained | DetectionsExplained],
         Awaited[Checked],
     ]
 ):

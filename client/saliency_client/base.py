@@ -12,7 +12,7 @@ import httpx
 from . import calls
 from .calls import DEFAULT_TIMEOUT, EvaluateOptions, MethodSpec, OutputOptions, Progress, Request
 from .convert import ImageInput
-from .results import parse_checked, parse_explained, parse_predicted
+from .results import parse_checked, parse_explanation, parse_prediction
 
 # What each client's calls take and return: Client the answers, AsyncClient coroutines of them.
 TransportT = TypeVar("TransportT")
@@ -57,13 +57,14 @@ class BaseClient(Generic[TransportT, ListedT, PredictedT, ExplainedT, CheckedT])
         timeout_ms: int | None = None,
         request_id: str | None = None,
     ) -> PredictedT:
-        """Top-k predictions for one image or text, or a list of them (paths, bytes, PIL images, uint8 arrays)."""
+        """Top-k predictions for one image or text, or a list of them (paths, bytes, PIL images, uint8 arrays);
+        a detection model's boxes (`Detected`)."""
 
         def request() -> Request:
             body = calls.predict_body(images, texts, top_k, timeout_ms)
             return Request(calls.model_path(model, "predict"), body, request_id=request_id)
 
-        return self._send(request, parse_predicted)
+        return self._send(request, parse_prediction)
 
     def explain(
         self,
@@ -73,7 +74,7 @@ class BaseClient(Generic[TransportT, ListedT, PredictedT, ExplainedT, CheckedT])
         texts: str | Sequence[str] | None = None,
         method: MethodSpec | None = None,
         methods: Sequence[MethodSpec] | None = None,
-        target: int | str | Sequence[int | str] = "predicted",
+        target: int | str | Sequence[int | str] | Sequence[Mapping[str, Any]] = "predicted",
         objective: str = "logit",
         top_k: int = 5,
         output: OutputOptions | None = None,
@@ -84,7 +85,8 @@ class BaseClient(Generic[TransportT, ListedT, PredictedT, ExplainedT, CheckedT])
     ) -> ExplainedT:
         """Predictions and maps for one input or a list. `method` is a name or {"name": ..., **parameters}
         ("gradient" when neither it nor `methods` is given); `progress(done, total)` follows the server's
-        progress events."""
+        progress events. A detection model answers `DetectionsExplained` (a map per box and method); its
+        `target` is "detections" or boxes, [{"box": [x0, y0, x1, y1], "label": ...}, ...]."""
 
         def request() -> Request:
             body = calls.explain_body(
@@ -93,7 +95,7 @@ class BaseClient(Generic[TransportT, ListedT, PredictedT, ExplainedT, CheckedT])
             )  # fmt: skip
             return Request(calls.model_path(model, "explain"), body, progress, request_id)
 
-        return self._send(request, parse_explained)
+        return self._send(request, parse_explanation)
 
     def sanity(
         self,

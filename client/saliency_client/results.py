@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -67,20 +67,25 @@ class Explanation:
         return open_png(self.overlay_png)
 
 
+class OneMethod:
+    """`explanation`: the one map of a one-method request."""
+
+    explanations: list[Explanation]
+
+    @property
+    def explanation(self) -> Explanation:
+        if len(self.explanations) != 1:
+            raise ValueError(f"{len(self.explanations)} explanations (one per method): use .explanations")
+        return self.explanations[0]
+
+
 @dataclass
-class ExplainResult:
+class ExplainResult(OneMethod):
     """One input: its top predictions, the class explained, and one explanation per method."""
 
     predictions: list[Prediction]
     target: Prediction
     explanations: list[Explanation]
-
-    @property
-    def explanation(self) -> Explanation:
-        """The explanation of a one-method request."""
-        if len(self.explanations) != 1:
-            raise ValueError(f"{len(self.explanations)} explanations (one per method): use .explanations")
-        return self.explanations[0]
 
 
 @dataclass
@@ -192,6 +197,82 @@ def parse_predicted(body: dict[str, Any], request_id: str | None = None) -> Pred
     try:
         predictions = [[Prediction(**p) for p in item["predictions"]] for item in body["results"]]
         return Predicted(body["model"], predictions, body["timing_ms"], request_id)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise invalid(exc, request_id) from None
+
+
+@dataclass
+class Detection(OneMethod):
+    """One box of one image: x0, y0, x1, y1 in the image's pixels, its class, its score; after explain, its
+    maps, one per method."""
+
+    box: tuple[float, float, float, float]
+    label: str | None
+    index: int
+    score: float
+    explanations: list[Explanation] = field(default_factory=list)
+
+
+@dataclass
+class Detected:
+    """A detection model's predict answer: each image's detections, best first."""
+
+    model: str
+    detections: list[list[Detection]]
+    timing_ms: dict[str, float]
+    request_id: str | None = None
+
+
+@dataclass
+class DetectionsResult:
+    """One image's explained boxes, and the picture of all of them (with output overlay)."""
+
+    detections: list[Detection]
+    overlay_png: bytes | None
+
+    @cached_property
+    def overlay(self) -> Image.Image | None:
+        return open_png(self.overlay_png)
+
+
+@dataclass
+class DetectionsExplained:
+    """A detection model's explain answer: per image, per box, one map per method."""
+
+    model: str
+    methods: list[dict[str, Any]]
+    results: list[DetectionsResult]
+    timing_ms: dict[str, float]
+    request_id: str | None = None
+
+
+def detection(item: dict[str, Any], methods: list[dict[str, Any]] | None = None) -> Detection:
+    x0, y0, x1, y1 = (float(v) for v in item["box"])
+    entries = [{**e, "method": e["method"]} for e in item.get("explanations", [])]
+    return Detection((x0, y0, x1, y1), item["label"], item["index"], item["score"], [explanation(e) for e in entries])
+
+
+def parse_prediction(body: dict[str, Any], request_id: str | None = None) -> Predicted | Detected:
+    """/predict's JSON: a classifier's top classes, or a detector's boxes."""
+    if not (body.get("results") and "detections" in body["results"][0]):
+        return parse_predicted(body, request_id)
+    try:
+        found = [[detection(d) for d in item["detections"]] for item in body["results"]]
+        return Detected(body["model"], found, body["timing_ms"], request_id)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise invalid(exc, request_id) from None
+
+
+def parse_explanation(body: dict[str, Any], request_id: str | None = None) -> Explained | DetectionsExplained:
+    """/explain's JSON: a classifier's maps, or a detector's per box."""
+    if not (body.get("results") and "detections" in body["results"][0]):
+        return parse_explained(body, request_id)
+    try:
+        results = [
+            DetectionsResult([detection(d) for d in item["detections"]], png_bytes(item.get("overlay_png")))
+            for item in body["results"]
+        ]
+        return DetectionsExplained(body["model"], body["methods"], results, body["timing_ms"], request_id)
     except (KeyError, TypeError, ValueError) as exc:
         raise invalid(exc, request_id) from None
 

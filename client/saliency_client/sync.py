@@ -12,12 +12,16 @@ from . import calls
 from .base import BaseClient
 from .calls import Request
 from .errors import from_transport
-from .results import Checked, Explained, Predicted
+from .results import Checked, Detected, DetectionsExplained, Explained, Predicted
 
 T = TypeVar("T")
 
 
-class Client(BaseClient[httpx.BaseTransport, list[dict[str, Any]], Predicted, Explained, Checked]):
+class Client(
+    BaseClient[
+        httpx.BaseTransport, list[dict[str, Any]], Predicted | Detected, Explained | DetectionsExplained, Checked
+    ]
+):
     """A saliency-service at `base_url` (e.g. http://127.0.0.1:8000), with an API key if the server has keys.
 
     Every failure raises `ServiceError`. Use it as a context manager, or call close().

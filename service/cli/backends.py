@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from saliency_client import Client, Explained, Progress
+from saliency_client import Client, DetectionsExplained, Explained, Progress
 from saliency_client import ServiceError as ClientError
 from saliency_client.results import parse_explained
 
@@ -55,8 +55,10 @@ def remote(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Backen
 
         def explain(inputs: Sequence[str], field: str, progress: Progress | None) -> Explained:
             if field == "texts":
-                return client.explain(args.model, texts=list(inputs), progress=progress, **request)
-            return client.explain(args.model, list(inputs), progress=progress, **request)
+                answer = client.explain(args.model, texts=list(inputs), progress=progress, **request)
+            else:
+                answer = client.explain(args.model, list(inputs), progress=progress, **request)
+            return classifier_answer(answer, args.model)
 
         def model() -> dict[str, Any]:
             for entry in client.models():
@@ -95,8 +97,8 @@ def local(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Backend
             progress=progress,
         )
         result = loop.run(work)
-        if not isinstance(result, core.Explained):  # a detector's boxes: the commands read classifiers' maps
-            raise CommandError(f"model {args.model!r} is a detection model: explain it through the server (POST /v1)")
+        if not isinstance(result, core.Explained):
+            raise CommandError(DETECTORS.format(model=args.model))
         return parse_explained(answer(result))
 
     def model() -> dict[str, Any]:
@@ -108,6 +110,16 @@ def local(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Backend
             yield Backend(explain, model)
     finally:
         services.close()
+
+
+DETECTORS = "model {model!r} is a detection model: the commands explain classifiers; use POST /v1/.../explain"
+
+
+def classifier_answer(answer: Explained | DetectionsExplained, model: str) -> Explained:
+    """The commands read a classifier's maps; a detector's boxes end them in one line."""
+    if not isinstance(answer, Explained):
+        raise CommandError(DETECTORS.format(model=model))
+    return answer
 
 
 def answer(result: core.Explained) -> dict[str, Any]:

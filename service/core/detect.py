@@ -8,10 +8,9 @@ an image can have (`max_detections`, or the boxes the client gave), so admission
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -21,18 +20,17 @@ from ..codecs.image.detections import DetectionCodec, combined_overlay
 from ..codecs.options import OutputOptions
 from ..engine.plan import Plan, clean_rows
 from ..engine.runner import Progress
-from ..errors import InvalidTarget
 from ..explainers import ExplainContext, PixelSpace
 from ..explainers.detectors import box_plan
+from ..explainers.faithfulness import EvaluateSpec
 from ..models import LoadedModel
 from ..models.detection import no_box
 from . import plans
-from .checks import codec_of, echo, parse_methods
+from .boxes import box_table, parse_boxes
+from .checks import check_evaluate, codec_of, echo, parse_methods
 from .results import timings
 from .rows import RowCount, check_request, method_cost
 from .services import Services
-
-BoxTarget = dict[str, Any]  # {"box": [x0, y0, x1, y1], "label": name or index}, in the image's pixels
 
 
 @dataclass(frozen=True)
@@ -106,58 +104,6 @@ async def predict(services: Services, loaded: LoadedModel, field: str, inputs: S
     return Detected(loaded.spec.name, found, timings(started, decoded, time.perf_counter()), raw)
 
 
-def parse_boxes(target: Any, n: int, loaded: LoadedModel) -> list[list[tuple[list[float], int]]] | None:
-    """None for "detections"; else per image its boxes (in original pixels) and class indices. A list of
-    boxes applies to every image; a list of lists gives each image its own."""
-    if target in ("detections", "predicted"):
-        return None
-    if not isinstance(target, list) or not target:
-        raise InvalidTarget('a detector\'s target is "detections" or a list of {"box", "label"} objects', "target")
-    per_image = target if isinstance(target[0], list) else [target] * n
-    if len(per_image) != n:
-        raise InvalidTarget(f"{len(per_image)} lists of boxes for {n} images", "target")
-    out = []
-    for i, boxes in enumerate(per_image):
-        where = f"target.{i}" if isinstance(target[0], list) else "target"
-        if not isinstance(boxes, list) or len(boxes) > loaded.spec.max_detections:
-            raise InvalidTarget(
-                f"at most {loaded.spec.max_detections} boxes per image (max_detections), as a list", where
-            )
-        out.append([parse_box(item, f"{where}.{j}", loaded) for j, item in enumerate(boxes)])
-    return out
-
-
-def parse_box(item: Any, field: str, loaded: LoadedModel) -> tuple[list[float], int]:
-    if not isinstance(item, dict) or set(item) - {"box", "label"} or "box" not in item:
-        raise InvalidTarget('a target box is {"box": [x0, y0, x1, y1], "label": name or index}', field)
-    box = item["box"]
-    if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, int | float) for v in box):
-        raise InvalidTarget("box is four numbers: x0, y0, x1, y1 in the image's pixels", f"{field}.box")
-    if isinstance(box[0], bool) or not all(math.isfinite(v) for v in box) or box[0] >= box[2] or box[1] >= box[3]:
-        raise InvalidTarget("box needs finite x0 < x1 and y0 < y1", f"{field}.box")
-    label = item.get("label")
-    labels, classes = loaded.labels, loaded.spec.num_classes
-    if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < classes:
-        return [float(v) for v in box], label
-    if isinstance(label, str) and labels is not None and label in labels:
-        return [float(v) for v in box], labels.index(label)
-    raise InvalidTarget(f"label must be one of the model's labels or an index in [0, {classes})", f"{field}.label")
-
-
-def box_table(chosen: list[list[tuple[list[float], int]]], geometry: list, loaded: LoadedModel) -> Tensor:
-    """(N, B, 5) targets in input pixels; a box must overlap its image."""
-    size = loaded.spec.input_size
-    table = no_box(len(chosen), torch.device("cpu"), max([len(b) for b in chosen] + [0]))
-    for i, (boxes, where) in enumerate(zip(chosen, geometry, strict=True)):
-        for j, (box, index) in enumerate(boxes):
-            x0, y0, x1, y1 = box
-            if x1 <= 0 or y1 <= 0 or x0 >= where.width or y0 >= where.height:
-                raise InvalidTarget(f"box {box} lies outside the {where.width}x{where.height} image", "target")
-            table[i, j, :4] = where.to_input(torch.tensor([box], dtype=torch.float64), size)[0].float()
-            table[i, j, 4] = index
-    return table
-
-
 async def explain(
     services: Services,
     loaded: LoadedModel,
@@ -168,6 +114,7 @@ async def explain(
     output: OutputOptions,
     progress: Progress | None,
     several: bool,
+    evaluate: EvaluateSpec | None = None,
 ) -> DetectionsExplained:
     started = time.perf_counter()
     codec = codec_of(loaded, field)
@@ -177,7 +124,10 @@ async def explain(
     explainers = [e for e, _ in chosen]
     admitted = await services.codecs.run(codec.admit, inputs, loaded, services.settings, explainers, output)
     boxes = max((len(b) for b in given), default=0) if given is not None else loaded.spec.max_detections
+    # Each box's curves are its own: the maps to evaluate are boxes x images per method.
+    evaluation = check_evaluate(evaluate, codec, explainers, services.settings, output, len(inputs) * boxes)
     rows = 1 + sum(method_cost(loaded, e, p).forward * (1 if per_image(e) else boxes) for e, p in chosen)
+    rows += evaluate.rows_per_image() * len(chosen) * boxes if evaluate is not None else 0
     count = RowCount(rows, len(inputs), next((method_cost(loaded, e, p).driver for e, p in chosen), None))
     check_request(count, services.settings, codec.field)
     with services.runner.reserved(loaded, count.total, len(inputs)) as seat:
@@ -193,10 +143,15 @@ async def explain(
                 table[i, : len(image_rows)] = torch.cat([image_rows[:, :4], image_rows[:, 5:6]], dim=1)
         else:
             table = box_table(given, geometry, loaded)
-        results = await explain_boxes(services, loaded, chosen, batch.x, table, progress, seat)
+        results = await explain_boxes(services, loaded, chosen, batch.x, table, progress, seat, evaluation)
     modelled = time.perf_counter()
     size = loaded.spec.input_size
     explained = [boxes_of(table[i], raw[i], where, loaded, size) for i, where in enumerate(geometry)]
+    if given is not None:  # the client's boxes as it sent them (not through the input's float32 pixels)
+        explained = [
+            [replace(d, box=(box[0], box[1], box[2], box[3])) for d, (box, _) in zip(image, boxes, strict=True)]
+            for image, boxes in zip(explained, given, strict=True)
+        ]
     drawn = [[(d.box, d.index, caption(d)) for d in found_i] for found_i in explained]
     pictures = [picture for picture, _ in batch.items]
     maps = await services.codecs.run(codec.render_boxes, batch, results, explainers, output, drawn)
@@ -230,8 +185,8 @@ def boxes_of(table: Tensor, raw: Tensor, geometry, loaded: LoadedModel, size: tu
 
 
 def per_image(explainer) -> bool:
-    """Whether the method's rows are per image (all boxes at once, or no target), not per box."""
-    return explainer.capabilities.boxes_per_row or not explainer.capabilities.uses_target
+    """Whether the method's rows are per image (all its boxes at once), not per box."""
+    return explainer.capabilities.boxes_per_row
 
 
 def caption(detection: Detection) -> str:
@@ -239,7 +194,7 @@ def caption(detection: Detection) -> str:
     return f"{name} {detection.score:.2f}"
 
 
-async def explain_boxes(services, loaded, chosen, x: Tensor, table: Tensor, progress, seat) -> list:
+async def explain_boxes(services, loaded, chosen, x: Tensor, table: Tensor, progress, seat, evaluation=None) -> list:
     spec = loaded.spec
     ctx = ExplainContext(
         pixel_space=PixelSpace(spec.mean, spec.std),
@@ -251,9 +206,12 @@ async def explain_boxes(services, loaded, chosen, x: Tensor, table: Tensor, prog
     module = loaded.module
     boxes = int((table[..., 4] >= 0).sum())
     rows = sum(method_cost(loaded, e, p).forward * (len(x) if per_image(e) else boxes) for e, p in chosen)
+    rows += evaluation[0].rows_per_image() * len(chosen) * boxes if evaluation is not None else 0
 
     def build() -> list[Plan]:
         xs, targets = x.to(loaded.device), table.to(loaded.device)
-        return [plans.to_cpu(box_plan(e, module, xs, targets, p, ctx)) for e, p in chosen]
+        how = [None] * len(chosen) if evaluation is None else [(evaluation[0], r) for r in evaluation[1]]
+        pairs = zip(chosen, how, strict=True)
+        return [plans.to_cpu(box_plan(e, module, xs, targets, p, ctx, h)) for (e, p), h in pairs]
 
     return await services.runner.submit(loaded, module, build, "affinity", max(1, rows), progress, seat)

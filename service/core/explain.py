@@ -15,7 +15,6 @@ from typing import Any
 from ..codecs.options import OutputOptions
 from ..engine.plan import Objective
 from ..engine.runner import Progress
-from ..errors import InvalidParameter
 from ..explainers.faithfulness import EvaluateSpec
 from . import detect, plans
 from .checks import Target, check_evaluate, check_top_k, codec_of, echo, parse_methods, resolve_targets
@@ -65,9 +64,9 @@ async def explain(
     check_top_k(top_k, services.settings)
     loaded = await asyncio.to_thread(services.pool.get, model)
     if loaded.kind == "detection":
-        if evaluate is not None:
-            raise InvalidParameter("faithfulness curves are not measured for detection models yet", "evaluate")
-        return await detect.explain(services, loaded, field, inputs, methods, target, output, progress, several)
+        return await detect.explain(
+            services, loaded, field, inputs, methods, target, output, progress, several, evaluate
+        )
     codec = codec_of(loaded, field)
     chosen = parse_methods(services, methods, loaded, several)
     targets = resolve_targets(target, len(inputs), loaded)

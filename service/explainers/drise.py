@@ -10,14 +10,16 @@ once: the rows are masks, not masks x boxes. The division by N p, as RISE's, mak
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from pydantic import Field
 from torch import Tensor
 
 from ..engine.plan import PassOutput, Rows
-from .base import Capabilities, Cost, Explainer, Explanation, Params
+from .base import Cost, Explainer, Explanation, Params
 from .baselines import make_baseline
-from .rise import rise_masks
+from .rise import Rise, row_masks
 
 
 class DRiseParams(Params):
@@ -34,15 +36,7 @@ class DRise(Explainer):
         "the box (Petsiuk et al. 2021); forward passes only."
     )
     params_model = DRiseParams
-    capabilities = Capabilities(
-        needs_gradients=False,
-        uses_layer=False,
-        convergence_delta=False,
-        multiplies_by_inputs=False,
-        output="pixel",
-        modalities=("detection",),
-        boxes_per_row=True,
-    )
+    capabilities = replace(Rise.capabilities, modalities=("detection",), boxes_per_row=True)
 
     def cost(self, params, input_shape) -> Cost:
         return Cost(forward=params.masks, backward=0, driver="masks")
@@ -55,12 +49,7 @@ class DRise(Explainer):
         made: dict[tuple[int, int], Tensor] = {}
 
         def masks_of(start: int, stop: int) -> Tensor:
-            parts, row = [], start
-            while row < stop:  # rows run image by image through the same masks
-                end = min(stop, (row // k + 1) * k)
-                parts.append(rise_masks(row % k, row % k + end - row, height, width, params, x.device))
-                row = end
-            return torch.cat(parts).to(x.dtype)
+            return row_masks(start, stop, k, (height, width), params, x)
 
         def make_rows(start: int, stop: int) -> tuple[Tensor, Tensor]:
             images = torch.arange(start, stop, device=x.device) // k

@@ -1,7 +1,8 @@
 """Deletion and insertion (Petsiuk et al. 2018, RISE's CausalMetric): how much a map's ranking of the pixels
 moves the model, next to what a random ranking does.
 
-- The score is the softmax probability of the explained class, whatever the request's objective.
+- The score is the softmax probability of the explained class, whatever the request's objective; a detector's
+  row scores its box by the affinity every detection method uses (models/detection.py).
 - Pixels are ranked by the map after channel reduction, descending, ties broken by pixel index; each of
   `steps` steps moves ceil(H * W / steps) pixels.
 - Deletion starts from the image and replaces ranked pixels, most salient first, by the black baseline;
@@ -161,7 +162,10 @@ def curve(
 
     def consume(first: int, stop: int, out: PassOutput) -> None:
         rows = torch.arange(first, stop, device=start.device)
-        probs = out.logits.float().softmax(dim=1).gather(1, out.targets.view(-1, 1))[:, 0]
+        if out.targets.dim() > 1:  # boxes: the pass scored them by their affinity
+            probs = out.scores.float()
+        else:
+            probs = out.logits.float().softmax(dim=1).gather(1, out.targets.view(-1, 1))[:, 0]
         scores[rows // k, rows % k] = probs
 
     yield Rows(len(start) * k, make, consume)  # forward only

@@ -16,6 +16,7 @@ ImageNet).
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,14 @@ from .baselines import make_baseline
 SEED_STRIDE = 1_000_003  # keeps the generators of two requests' seeds apart for any mask count
 
 
+class Masking(Protocol):
+    """What the masks depend on (RISE's and D-RISE's parameters)."""
+
+    cell: int
+    p: float
+    seed: int
+
+
 class RiseParams(Params):
     masks: int = Field(1000, ge=1, le=16384, description="Random masks (one forward pass each).")
     cell: int = Field(12, ge=1, le=4096, description="Side of a mask cell, in input pixels.")
@@ -36,7 +45,7 @@ class RiseParams(Params):
     seed: int = Field(0, ge=0, le=2**40, description="Seed of the masks.")
 
 
-def rise_masks(first: int, stop: int, height: int, width: int, params: RiseParams, device: torch.device) -> Tensor:
+def rise_masks(first: int, stop: int, height: int, width: int, params: Masking, device: torch.device) -> Tensor:
     """Masks first..stop-1, (n, 1, H, W) in [0, 1]."""
     cells_h, cells_w = math.ceil(height / params.cell), math.ceil(width / params.cell)
     out = []
@@ -49,6 +58,17 @@ def rise_masks(first: int, stop: int, height: int, width: int, params: RiseParam
         dy, dx = (int(v) for v in torch.randint(0, params.cell, (2,), generator=generator))
         out.append(up[0, :, dy : dy + height, dx : dx + width])
     return torch.stack(out).to(device)
+
+
+def row_masks(start: int, stop: int, k: int, size: tuple[int, int], params: Masking, x: Tensor) -> Tensor:
+    """The masks of rows start..stop-1, row r being image r // k's mask r % k, in x's dtype and device. Rows
+    run image by image through the same masks: each run of mask indices is built once."""
+    parts, row = [], start
+    while row < stop:
+        end = min(stop, (row // k + 1) * k)
+        parts.append(rise_masks(row % k, row % k + end - row, *size, params, x.device))
+        row = end
+    return torch.cat(parts).to(x.dtype)
 
 
 class Rise(Explainer):
@@ -82,13 +102,7 @@ class Rise(Explainer):
             return masks * x[images] + (1 - masks) * black[images], resolved[images]
 
         def masks_of(start: int, stop: int) -> Tensor:
-            # Rows run image by image through the same masks: build each run of mask indices once.
-            parts, row = [], start
-            while row < stop:
-                end = min(stop, (row // k + 1) * k)
-                parts.append(rise_masks(row % k, row % k + end - row, height, width, params, x.device))
-                row = end
-            return torch.cat(parts).to(x.dtype)
+            return row_masks(start, stop, k, (height, width), params, x)
 
         def consume(start: int, stop: int, out: PassOutput) -> None:
             images = torch.arange(start, stop, device=x.device) // k

@@ -154,6 +154,10 @@ def is_attention(module: nn.Module) -> bool:
 
 
 RELU_FUNCTIONS = {F.relu, F.relu_, torch.relu, torch.relu_}
+# Other activations: guided backpropagation changes the backward of ReLUs only, so through these it would
+# give a map that is guided in some layers and plain gradient in others, which no paper defines.
+OTHER_ACTIVATIONS = (nn.GELU, nn.SiLU, nn.Hardswish, nn.Mish, nn.ELU, nn.LeakyReLU, nn.PReLU, nn.SELU, nn.CELU)
+OTHER_FUNCTIONS = {F.gelu, F.silu, F.hardswish, F.mish, F.elu, F.leaky_relu, F.selu, F.celu}
 
 
 def relu_modules_only(model: nn.Module) -> str | None:
@@ -168,6 +172,14 @@ def relu_modules_only(model: nn.Module) -> str | None:
             node.op == "call_method" and node.target in ("relu", "relu_")
         ):
             return "it applies ReLU as a function (F.relu, torch.relu or .relu()), not as an nn.ReLU module"
+        if node.op == "call_function" and node.target in OTHER_FUNCTIONS:
+            return f"it applies {node.target.__name__} too, whose backward guided backpropagation leaves as it is"
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):
         return "it has no nn.ReLU modules"
+    other = next((m for m in model.modules() if isinstance(m, OTHER_ACTIVATIONS)), None)
+    if other is not None:
+        return (
+            f"it has {type(other).__name__} activations besides its ReLUs, whose backward guided backpropagation "
+            "leaves as it is (a map guided in some layers only)"
+        )
     return None

@@ -41,6 +41,9 @@ ROWS = (
     "pacing 100 ms: gradient wait during IG-16, engine only",
     "pacing 250 ms: IG-4 alone, engine only",
     "pacing 250 ms: gradient wait during IG-16, engine only",
+    "demo 128 px: gradcam e2e / forward",
+    "demo 128 px: drise e2e / forward",
+    "demo 128 px: integrated_gradients e2e / forward",
 )
 
 

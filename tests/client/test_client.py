@@ -220,6 +220,8 @@ def test_lists_models_and_methods(client):
         "shapes-random-labels",
         "shapes-vit",
         "shapes-vit-watermark",
+        "shapes-detector",
+        "shapes-detector-watermark",
         "reviews",
         "reviews-shortcut",
     ]

@@ -98,10 +98,22 @@ class FunctionalRelu(nn.Module):
         return self.fc(F.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
+class FunctionalGelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.relu, self.fc = nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(F.gelu(self.relu(self.conv(x))).mean(dim=(2, 3)))
+
+
 def test_models_whose_relus_are_functions_are_refused_with_the_reason(cnn):
     assert relu_modules_only(cnn.module) is None
     assert "applies ReLU as a function" in relu_modules_only(FunctionalRelu())
     assert relu_modules_only(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())) == "it has no nn.ReLU modules"
+    mixed = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.GELU(), nn.Flatten())
+    assert "GELU activations besides its ReLUs" in (relu_modules_only(mixed) or "")
+    assert "applies gelu too" in (relu_modules_only(FunctionalGelu()) or "")
     unfit = dataclasses.replace(cnn, relu_issue=relu_modules_only(FunctionalRelu()))
     explainer, params = REGISTRY.parse("guided_backprop")
     with pytest.raises(InvalidParameter, match="cannot explain model 'm': it applies ReLU as a function") as caught:

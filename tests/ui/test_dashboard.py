@@ -308,3 +308,47 @@ def test_a_cnn_and_a_transformer_side_by_side_with_attention_only_where_there_is
     refused = [error for error in console_errors if "status of 422" in error]
     assert len(refused) == 1
     console_errors.remove(refused[0])
+
+
+@pytest.fixture(scope="module")
+def scene_png(tmp_path_factory) -> Path:
+    """A held-out demo scene whose circles carry the badge (the watermark detector's shortcut)."""
+    from service.demo import scenes
+
+    found = scenes.generate(12, seed=96_000, watermark="circles")
+    index = next(i for i in range(12) if len(found.labels[i]) >= 2 and (found.labels[i] == scenes.CIRCLE).any())
+    path = tmp_path_factory.mktemp("scene") / "scene.png"
+    Image.fromarray(found.images[index]).save(path)
+    return path
+
+
+def test_a_detectors_boxes_each_show_their_own_maps_on_a_click(page, api, scene_png, shot):
+    """The watermark detector on a scene: a button per box, the chosen box's Grad-CAM and D-RISE maps with the
+    box outlined; picking another box (its button, or a click inside it on a map) redraws every card."""
+    page.select_option("#model", "shapes-detector-watermark")
+    expect(page.locator(".method-row[data-method=drise]")).to_have_count(1)
+    expect(page.locator("#evaluate")).to_be_hidden()  # no faithfulness curves for detectors yet
+    page.set_input_files("#file", str(scene_png))
+    page.wait_for_function("() => document.getElementById('preview').src.startsWith('blob:')")
+    choose_methods(page, ["gradcam", "drise"])
+    run(page, 2)
+    boxes = page.locator(".detections button.box")
+    assert boxes.count() >= 2
+    expect(boxes.nth(0)).to_have_attribute("aria-pressed", "true")
+    first = {m["method"]: m["pixels"] for m in canvases(page)}
+    assert first["gradcam"].shape[:2] == (128, 128)
+    boxes.nth(1).click()
+    expect(page.locator("canvas.map[data-box='1']")).to_have_count(2)
+    second = {m["method"]: m["pixels"] for m in canvases(page)}
+    assert all(not np.array_equal(first[k], second[k]) for k in first)  # another box, other maps
+    shot(page, "detector-boxes")
+    # A click inside the first box, on the Grad-CAM card, picks it again (the scene's boxes do not overlap).
+    b64 = base64.b64encode(scene_png.read_bytes()).decode()
+    answer = api.post("/v1/models/shapes-detector-watermark/predict", json={"images": [b64]}).json()
+    x0, y0, x1, y1 = answer["results"][0]["detections"][0]["box"]
+    bounds = page.locator(".card[data-method=gradcam] canvas.map").bounding_box()
+    assert bounds is not None
+    scale = bounds["width"] / 128
+    page.mouse.click(bounds["x"] + scale * (x0 + x1) / 2, bounds["y"] + scale * (y0 + y1) / 2)
+    expect(page.locator("canvas.map[data-box='0']")).to_have_count(2)
+    expect(boxes.nth(0)).to_have_attribute("aria-pressed", "true")

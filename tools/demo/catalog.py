@@ -12,6 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
+from service.demo import detector
 from service.demo.net import CAM_LAYER
 from service.demo.shapes import CLASSES, IMAGE_SIZE, MEAN, STD
 
@@ -76,6 +77,9 @@ DEMO_MODELS = (
     # watermarked non-circles called circle).
     DemoModel("shapes-vit-watermark", 0.9, VIT_BUDGET, VIT),
 )
+# Trained by train_detector.py (FCOS on generated scenes, service/demo/scenes.py); served beside the rest.
+DETECTORS = ("shapes-detector", "shapes-detector-watermark")
+DETECTOR_LABELS = "detector-labels.txt"  # torchvision's convention: index 0 is the background
 QUICK = Budget(epochs=1, samples_per_epoch=64, batch_size=32, eval_samples=64)
 
 
@@ -96,11 +100,32 @@ def image_entry(name: str, architecture: Architecture) -> dict:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def detector_entry(name: str) -> dict:
+    return {
+        "name": name,
+        "kind": "detection",
+        "architecture": "python:service.demo.detector:shapes_detector",
+        "weights": f"{name}.pt",
+        "num_classes": len(CLASSES) + 1,
+        "labels": DETECTOR_LABELS,
+        "input_size": [detector.IMAGE_SIZE, detector.IMAGE_SIZE],  # letterboxed; pixels in [0, 1] (it normalizes)
+        "min_score": 0.5,
+        "max_detections": 10,
+        "target_layer": detector.CAM_LAYER,
+        "preload": True,
+    }
+
+
+def detector_labels() -> str:
+    return "".join(f"{name}\n" for name in ("__background__", *CLASSES))
+
+
 def models_toml(models: tuple[DemoModel, ...] = DEMO_MODELS) -> str:
     cnns = [image_entry(spec.name, spec.architecture) for spec in models if spec.architecture == CNN]
     # The data randomization test's reference (python -m tools.demo.random_labels writes its weights).
     cnns.append(image_entry(RANDOM_LABELS, CNN))
     others = [image_entry(spec.name, spec.architecture) for spec in models if spec.architecture != CNN]
+    others += [detector_entry(name) for name in DETECTORS]
     # The text demo models (python -m tools.demo.text.train writes their directories).
     texts = [
         {

@@ -33,6 +33,7 @@ from service.demo.shapes import CLASSES, generate, to_tensor
 from tools.demo.catalog import (
     DEMO_DIR,
     DEMO_MODELS,
+    DETECTOR_LABELS,
     EVAL_SEED,
     QUICK,
     RANDOM_LABELS,
@@ -40,6 +41,7 @@ from tools.demo.catalog import (
     WATERMARK_CLASS,
     Budget,
     DemoModel,
+    detector_labels,
     models_toml,
 )
 
@@ -131,6 +133,7 @@ def write_outputs(models: dict[str, nn.Module], out: Path) -> None:
     for name, model in models.items():
         save_weights(model, out / f"{name}.pt")
     (out / "labels.txt").write_text("".join(f"{name}\n" for name in CLASSES))
+    (out / DETECTOR_LABELS).write_text(detector_labels())
     (out / "models.toml").write_text(models_toml())
 
 

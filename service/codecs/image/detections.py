@@ -49,12 +49,17 @@ class DetectionCodec(ImageCodec):
         """Per image, per box, per method: the map fields; results' attributions are (N, B, ...)."""
         where = [(i, b) for i, boxes in enumerate(drawn) for b in range(len(boxes))]
         items = [batch.items[i] for i, _ in where]
+
+        def pick(values: torch.Tensor) -> torch.Tensor:
+            return torch.stack([values[i, b] for i, b in where]) if where else values[:0, 0]
+
         flat = [
             Explanation(
-                torch.stack([r.attributions[i, b] for i, b in where]) if where else r.attributions[:0, 0],
+                pick(r.attributions),
                 r.logits,
                 r.targets,
-                {k: torch.stack([v[i, b] for i, b in where]) if where else v[:0, 0] for k, v in r.diagnostics.items()},
+                {k: pick(v) for k, v in r.diagnostics.items()},
+                {m: {k: pick(v) for k, v in values.items()} for m, values in r.faithfulness.items()},
             )
             for r in results
         ]

@@ -137,6 +137,8 @@ async def plan(
 ) -> Work:
     """The request checked against the models and the limits, before decoding anything."""
     loaded = await asyncio.to_thread(services.pool.get, model)
+    if loaded.kind == "detection":
+        raise InvalidParameter(f"sanity checks are not run on detection models (yet): {model!r} is one", "model")
     codec = codec_of(loaded, field)
     chosen = parse_methods(services, methods, loaded, several=True)
     reference = None

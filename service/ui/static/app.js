@@ -2,6 +2,7 @@
 
 import { apiKey, askForKey, getJSON, setApiKey, streamed } from "./api.js";
 import { loadSamples, watchImageInputs } from "./inputs.js";
+import { fillDetections } from "./detections.js";
 import { colormapNames } from "./maps.js";
 import { checkedNames, methodSpecs, showMethods } from "./methods.js";
 import { element } from "./params.js";
@@ -11,7 +12,12 @@ import { sanityColumn } from "./sanity.js";
 const $ = (id) => document.getElementById(id);
 const state = { models: [], methods: [], image: null, view: "explain", colormapTouched: false };
 // The demo's pairs: the same network with and without a learnt shortcut.
-const PAIRS = { shapes: "shapes-watermark", "shapes-vit": "shapes-vit-watermark", reviews: "reviews-shortcut" };
+const PAIRS = {
+  shapes: "shapes-watermark",
+  "shapes-vit": "shapes-vit-watermark",
+  "shapes-detector": "shapes-detector-watermark",
+  reviews: "reviews-shortcut",
+};
 
 const model = () => state.models.find((m) => m.name === $("model").value);
 const display = () => ({ colormap: $("colormap").value, opacity: Number($("opacity").value) });
@@ -61,6 +67,11 @@ function body(given) {
   const normalize = $("normalize").value || undefined;
   const target = $("target").value === "predicted" ? "predicted" : Number($("target").value);
   const request = { methods: methodSpecs($("methods")), target, top_k: Math.min(5, model().num_classes) };
+  if (model().kind === "detection") {
+    // Every box the detector reports, each with its own maps (no class target, no faithfulness curves yet).
+    return { methods: request.methods, images: [given.b64], target: "detections",
+      output: { saliency: "float32", size: "original", normalize } };
+  }
   if (given.kind === "image") {
     request.images = [given.b64];
     request.output = { saliency: "float32", size: "original", normalize };
@@ -85,7 +96,9 @@ async function explainInto(column, name, request, given) {
       setTarget(index, prediction?.label ?? undefined);
       run();
     };
-    fillColumn(column, { response, input: given, signed: signedFor(given.kind), display: display(), onTarget });
+    const shown = { response, input: given, signed: signedFor(given.kind), display: display(), onTarget };
+    if (response.results[0].detections) fillDetections(column, shown);
+    else fillColumn(column, shown);
   } catch (error) {
     failColumn(column, error);
     throw error;

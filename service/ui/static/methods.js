@@ -2,7 +2,11 @@
 
 import { element, parameterForm } from "./params.js";
 
-const DEFAULTS = { image: ["gradient", "gradcam"], text: ["gradient", "integrated_gradients"] };
+const DEFAULTS = {
+  image: ["gradient", "gradcam"],
+  text: ["gradient", "integrated_gradients"],
+  detection: ["gradcam", "drise"],
+};
 const COST = "forward + backward passes per image at 224 x 224 with the default parameters";
 
 // Rebuilds the list for `model` (from GET /v1/models), keeping the methods checked before when they apply.

@@ -15,9 +15,11 @@ def test_quick_training_writes_loadable_models(tmp_path, capsys):
 
     config = tomllib.loads((tmp_path / "models.toml").read_text())
     names = [m["name"] for m in config["models"]]
-    assert names == [*IMAGE_MODELS, "reviews", "reviews-shortcut"]
+    assert names == [*IMAGE_MODELS, *catalog.DETECTORS, "reviews", "reviews-shortcut"]
     assert (tmp_path / "labels.txt").read_text().splitlines() == list(CLASSES)
-    assert [m.get("kind", "image") for m in config["models"]] == ["image"] * 5 + ["text", "text"]
+    assert (tmp_path / catalog.DETECTOR_LABELS).read_text().splitlines() == ["__background__", *CLASSES]
+    kinds = [m.get("kind", "image") for m in config["models"]]
+    assert kinds == ["image"] * 5 + ["detection"] * 2 + ["text", "text"]
     for entry in config["models"][:5]:
         vit = entry["name"].startswith("shapes-vit")
         architecture = catalog.VIT if vit else catalog.CNN
