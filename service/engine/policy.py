@@ -89,7 +89,9 @@ class Scheduler:
         """Rows of a pass sized by time (pacing.py), with two exceptions for jobs the pass outlasts ("light":
         fewer rows left than the pass has):
         - led by a light job while a heavy one waits (a cheap request that came in during a long one), the pass
-          takes the heavy rows only up to a first pass's size, so the light job's answer waits for a short pass;
+          takes the heavy rows only up to half a first pass's size, so the light job's answer waits for a short
+          pass (with a whole first pass, 8 rows on the CPU, a gradient request during IG-256 waited 0.101-0.107
+          of the IG request's time; bench/README.md);
         - when only light jobs wait (a burst of one-image requests), the pass takes all their rows, up to the
           capacity: nobody is behind them to protect, and large passes drain the queue fastest."""
         assert self.pacer is not None
@@ -100,7 +102,7 @@ class Scheduler:
         light = sum(slot.pending for job, slot in compatible if job.remaining < room)
         if all(job.remaining < room for job, _ in compatible):
             return min(leader.capacity, max(room, light))
-        return min(room, max(light, self.pacer.first_rows))
+        return min(room, max(light, self.pacer.first_rows // 2))
 
     def complete(self, chunk: Chunk, outputs: list[PassOutput]) -> list[Job]:
         """Hands each part its output; returns the jobs that finished (or failed) with this chunk."""

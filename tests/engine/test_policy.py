@@ -166,14 +166,14 @@ def test_paced_passes_take_the_rows_the_target_allows():
 
 
 def test_a_paced_pass_led_by_a_newcomer_is_short():
-    s = paced(10, first_rows=2)
+    s = paced(10, first_rows=4)
     heavy = job((100, True), capacity=64)
     s.add(heavy)
     step(s)
     cheap = job((1, True), capacity=64)
     s.add(cheap)
     chunk = step(s)
-    assert chunk.parts[0][0] is cheap and chunk.size == 2, "the newcomer's pass: its row and one of the heavy job's"
+    assert chunk.parts[0][0] is cheap and chunk.size == 2, "the newcomer's pass: half a first pass (4 / 2 rows)"
     assert step(s).size == 10, "then the heavy job has its full passes again"
 
 

@@ -43,6 +43,8 @@ def audit(args: argparse.Namespace) -> None:
     with open_batches(args, request) as backend:
         info = backend.model()
         kind = info["kind"]
+        if kind == "detection":  # per-box maps and their aggregation per class are not in the audit yet
+            raise CommandError(f"model {args.model!r} is a detection model: audit explains classifiers")
         if region is not None:
             if kind != "image":
                 raise CommandError(f"--region is for image models; {args.model} is a {kind} model")
