@@ -174,4 +174,3 @@ def test_the_demo_vits_audit_the_same_way_the_cnns_do(demo_images, tmp_path):
         assert numbers["region_fraction"] < 0.08, label
     assert clean["predicted"]["circle"]["peak_in_region"] <= 0.2
     assert clean["accuracy"] >= 0.9 > 0.75 >= marked["accuracy"]
-
