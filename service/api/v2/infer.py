@@ -7,12 +7,14 @@ import base64
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from ... import core
 from ...codecs.options import OutputOptions
-from ...core.detect import Detected
+from ...core.detect import Detected, DetectionsExplained
 from ...errors import InvalidInput, within_field
+from ...models import ModelSpec
 from .parse import Call
 from .tensors import output
 
@@ -40,7 +42,8 @@ async def run(services: core.Services, model: str, call: Call) -> tuple[dict[str
                 top_k=1,
                 output=options,
             )
-    assert isinstance(explained, core.Explained)  # parse refused the explain parameter for other kinds
+    if isinstance(explained, DetectionsExplained):
+        return explained_boxes(model, call, explained, services.pool.spec(model))
     method = explained.methods[0]
     services.runner.metrics.images.labels(model, method["name"]).inc(len(explained.maps))
     # The same float32 maps that v1's explain returns, one per input: [N, H, W] (or [N, C, H, W]).
@@ -49,14 +52,33 @@ async def run(services: core.Services, model: str, call: Call) -> tuple[dict[str
     return response(model, call, explained.logits, saliency, echo)
 
 
-def detections(model: str, call: Call, found: Detected, k: int) -> tuple[dict[str, Any], list[bytes]]:
+def detections(
+    model: str, call: Call, found: Detected, k: int, more: dict[str, np.ndarray] | None = None
+) -> tuple[dict[str, Any], list[bytes]]:
     """A detector's reported detections as [N, K, 4] boxes, [N, K] scores and labels (K = max_detections)."""
     n = len(found.detections)
     boxes, scores, labels = np.zeros((n, k, 4), np.float32), np.zeros((n, k), np.float32), np.full((n, k), -1)
     for i, image in enumerate(found.detections):
         for j, d in enumerate(image):
             boxes[i, j], scores[i, j], labels[i, j] = d.box, d.score, d.index
-    return respond(model, call, {"boxes": boxes, "scores": scores, "labels": labels}, None)
+    values: dict[str, np.ndarray | None] = {"boxes": boxes, "scores": scores, "labels": labels, **(more or {})}
+    return respond(model, call, values, None)
+
+
+def explained_boxes(
+    model: str, call: Call, explained: DetectionsExplained, spec: ModelSpec
+) -> tuple[dict[str, Any], list[bytes]]:
+    """A detector's explained boxes as detection tensors, and `saliency` [N, K, H, W]: each box's map (v1's
+    float32 maps at the input size), zeros for the padding boxes."""
+    n, k = len(explained.detections), spec.max_detections
+    saliency = np.zeros((n, k, *spec.input_size), np.float32)
+    for i, per_box in enumerate(explained.maps):
+        for j, fields in enumerate(per_box):
+            saliency[i, j] = array_of(fields[0]["saliency"])
+    found = Detected(model, explained.detections, explained.timing_ms, torch.zeros(0))
+    body, binary = detections(model, call, found, k, {"saliency": saliency})
+    body["parameters"] = {"explain": {"method": explained.methods[0], "target": "detections"}}
+    return body, binary
 
 
 def array_of(encoded: dict[str, Any]) -> np.ndarray:

@@ -122,7 +122,7 @@ def explain_parameter(raw: dict | str | None, spec: ModelSpec) -> ExplainParamet
     if raw is None:
         return None
     field = "parameters.explain"
-    if spec.kind != "image":
+    if spec.kind == "text":
         raise InvalidInput(f"v2 explains image models; explain texts with POST /v1/models/{spec.name}/explain", field)
     try:
         return (
@@ -139,7 +139,7 @@ def requested_outputs(request: InferenceRequest, spec: ModelSpec, explained: boo
         return [(name, default) for name in available]
     out: list[tuple[str, bool]] = []
     for i, wanted in enumerate(request.outputs):
-        if wanted.name == "saliency" and not explained and spec.kind == "image":
+        if wanted.name == "saliency" and not explained and spec.kind != "text":
             raise InvalidInput("output 'saliency' needs the `explain` parameter", f"outputs.{i}.name")
         if wanted.name not in available:
             raise InvalidInput(

@@ -30,11 +30,14 @@ def outputs(spec: ModelSpec, explained: bool = True) -> list[TensorMetadata]:
     reported detections, padded to max_detections (score 0, label -1), boxes in the image's pixels."""
     if spec.kind == "detection":
         k = spec.max_detections
-        return [
+        found = [
             TensorMetadata(name="boxes", datatype="FP32", shape=[ANY, k, 4]),
             TensorMetadata(name="scores", datatype="FP32", shape=[ANY, k]),
             TensorMetadata(name="labels", datatype="INT64", shape=[ANY, k]),
         ]
+        if explained:  # each box's map, zeros for the padding boxes
+            found.append(TensorMetadata(name="saliency", datatype="FP32", shape=[ANY, k, *spec.input_size]))
+        return found
     classes = [ANY, spec.num_classes]
     found = [
         TensorMetadata(name="logits", datatype="FP32", shape=classes),

@@ -1,5 +1,6 @@
-"""A detection model through the Open Inference Protocol v2: its metadata names boxes, scores and labels, and
-an inference answers v1's detections as tensors padded to max_detections; explaining stays on v1 (a 4xx)."""
+"""A detection model through the Open Inference Protocol v2: its metadata names boxes, scores, labels and
+saliency, an inference answers v1's detections as tensors padded to max_detections, and with the `explain`
+parameter each box's map as `saliency` [N, K, H, W], v1's maps."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def test_metadata_lists_the_detection_tensors(client):
     outputs = client.get("/v2/models/frcnn").json()["outputs"]
     assert [(o["name"], o["datatype"], o["shape"]) for o in outputs] == [
         ("boxes", "FP32", [-1, 3, 4]), ("scores", "FP32", [-1, 3]), ("labels", "INT64", [-1, 3]),
+        ("saliency", "FP32", [-1, 3, 128, 128]),
     ]  # fmt: skip
 
 
@@ -50,10 +52,33 @@ def test_inference_gives_v1s_detections_as_tensors(client, photos):
         assert (labels[i, len(found) :] == -1).all() and (scores[i, len(found) :] == 0).all()
 
 
-def test_explaining_a_detector_over_v2_is_refused_with_the_way_to_do_it(client, photos):
+def test_the_explain_parameter_gives_each_boxs_map_as_v1_does(client, photos):
     encoded = base64.b64encode(photos["chelsea.jpg"].data).decode("ascii")
     body = {"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1], "data": [encoded]}],
-            "parameters": {"explain": {"method": "gradient"}}}  # fmt: skip
+            "parameters": {"explain": {"method": "eigencam"}}}  # fmt: skip
+    response = client.post("/v2/models/frcnn/infer", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    tensors = {o["name"]: o for o in answer["outputs"]}
+    assert tensors["saliency"]["shape"] == [1, 3, 128, 128]
+    saliency = np.array(tensors["saliency"]["data"], dtype=np.float32).reshape(1, 3, 128, 128)
+    assert answer["parameters"]["explain"]["method"] == {"name": "eigencam", "layer": "backbone.body.16"}
+    v1 = client.post("/v1/models/frcnn/explain", json={"images": [encoded], "method": "eigencam",
+                                                        "output": {"saliency": "float32"}}).json()  # fmt: skip
+    found = v1["results"][0]["detections"]
+    for j, detection in enumerate(found):
+        sent = detection["explanations"][0]["saliency"]
+        expected = np.frombuffer(base64.b64decode(sent["data"]), dtype="<f4").reshape(sent["shape"])
+        np.testing.assert_allclose(saliency[0, j], expected, rtol=0, atol=1e-5 * float(np.abs(expected).max()))
+    assert not saliency[0, len(found) :].any()
+    boxes = np.array(tensors["boxes"]["data"], dtype=np.float32).reshape(1, 3, 4)
+    np.testing.assert_allclose(boxes[0, : len(found)], [d["box"] for d in found], rtol=1e-6)
+
+
+def test_a_class_target_for_a_detector_is_refused_naming_the_field(client, photos):
+    encoded = base64.b64encode(photos["chelsea.jpg"].data).decode("ascii")
+    body = {"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1], "data": [encoded]}],
+            "parameters": {"explain": {"method": "gradient", "target": 3}}}  # fmt: skip
     response = client.post("/v2/models/frcnn/infer", json=body)
     assert response.status_code == 400, response.text
-    assert "/v1/models/frcnn/explain" in response.json()["error"]
+    assert "detections" in response.json()["error"]
