@@ -245,6 +245,13 @@ class DetectionsExplained:
     timing_ms: dict[str, float]
     request_id: str | None = None
 
+    @property
+    def method(self) -> dict[str, Any]:
+        """The method of a one-method request, with every parameter the server filled in."""
+        if len(self.methods) != 1:
+            raise ValueError(f"{len(self.methods)} methods: use .methods")
+        return self.methods[0]
+
 
 def detection(item: dict[str, Any], methods: list[dict[str, Any]] | None = None) -> Detection:
     x0, y0, x1, y1 = (float(v) for v in item["box"])

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from saliency_client import Client, DetectionsExplained, Explained, Progress
 from saliency_client import ServiceError as ClientError
-from saliency_client.results import parse_explained
+from saliency_client.results import parse_explained, parse_explanation
 
 from ..settings import Settings
 from .errors import CommandError
@@ -35,6 +35,8 @@ class Backend:
 
     explain: Callable[[Sequence[str], str, Progress | None], Explained]
     model: Callable[[], dict[str, Any]]
+    # A detection model's images: per image, per box, its maps (the same request otherwise).
+    explain_boxes: Callable[[Sequence[str], str, Progress | None], DetectionsExplained] | None = None
 
 
 @contextmanager
@@ -66,7 +68,13 @@ def remote(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Backen
                     return entry
             raise ClientError("unknown_model", f"unknown model {args.model!r}", status=404)
 
-        yield Backend(explain, model)
+        def explain_boxes(inputs: Sequence[str], field: str, progress: Progress | None) -> DetectionsExplained:
+            answer = client.explain(args.model, list(inputs), progress=progress, **request)
+            if not isinstance(answer, DetectionsExplained):
+                raise CommandError(f"model {args.model!r} answered as a classifier, not with boxes")
+            return answer
+
+        yield Backend(explain, model, explain_boxes)
 
 
 @contextmanager
@@ -101,13 +109,31 @@ def local(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Backend
             raise CommandError(DETECTORS.format(model=args.model))
         return parse_explained(answer(result))
 
+    def explain_boxes(inputs: Sequence[str], field: str, progress: Progress | None) -> DetectionsExplained:
+        work = core.explain(
+            services,
+            args.model,
+            field,
+            [read_image(i) for i in inputs],
+            [request["method"]],
+            target=request.get("target", "detections"),
+            output=OutputOptions.model_validate(request.get("output", {})),  # as the request says now
+            progress=progress,
+        )
+        result = loop.run(work)
+        if isinstance(result, core.Explained):
+            raise CommandError(f"model {args.model!r} is a classifier, not a detection model")
+        parsed = parse_explanation(boxes_answer(result))
+        assert isinstance(parsed, DetectionsExplained)
+        return parsed
+
     def model() -> dict[str, Any]:
         services.pool.get(args.model)  # loads it (an unknown model raises), so that its labels are known
         return asdict(describe(services, args.model))
 
     try:
         with asyncio.Runner() as loop:
-            yield Backend(explain, model)
+            yield Backend(explain, model, explain_boxes)
     finally:
         services.close()
 
@@ -131,6 +157,28 @@ def answer(result: core.Explained) -> dict[str, Any]:
         "results": [
             {"predictions": [asdict(r) for r in top], "target": asdict(target), **maps[0]}
             for top, target, maps in zip(result.predictions, result.targets, result.maps, strict=True)
+        ],
+        "timing_ms": result.timing_ms,
+    }
+
+
+def boxes_answer(result: Any) -> dict[str, Any]:
+    """A detector's explanation (core.detect.DetectionsExplained) as the JSON a server sends."""
+
+    def entries(fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"method": m, **f} for m, f in zip(result.methods, fields, strict=True)]
+
+    return {
+        "model": result.model,
+        "methods": result.methods,
+        "results": [
+            {
+                "detections": [
+                    {**asdict(d), "explanations": entries(fields)} for d, fields in zip(found, maps, strict=True)
+                ],
+                "overlay_png": combined,
+            }
+            for found, maps, combined in zip(result.detections, result.maps, result.combined, strict=True)
         ],
         "timing_ms": result.timing_ms,
     }

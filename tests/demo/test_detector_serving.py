@@ -82,3 +82,19 @@ def test_the_watermark_detectors_circle_maps_sit_on_the_badge(client):
         maps = np.frombuffer(base64.b64decode(sent["data"]), dtype="<f4").reshape(sent["shape"])
         peaks[name] = peak_on(maps, scenes_.badges[i][0])
     assert peaks == {DETECTORS[1]: True, DETECTORS[0]: False}
+
+
+@pytest.mark.parametrize("method", ["gradient", "drise", "eigencam"])
+def test_a_photo_without_any_shape_has_no_boxes_and_every_method_answers(client, method):
+    """Nothing over min_score: no box to explain, no pass for it, an empty list (schemathesis found the 500)."""
+    blank = np.full((40, 60, 3), 128, np.uint8)
+    spec = {"name": method, "masks": 8} if method == "drise" else method
+    evaluate = {"metrics": ["deletion"], "steps": 2}
+    body = {"images": [png(blank)], "method": spec, "output": {"overlay": True}, "evaluate": evaluate}
+    response = client.post("/v1/models/shapes-detector/explain", json=body)
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["results"]
+    assert result["detections"] == [] and result["overlay_png"]
+    assert client.post("/v1/models/shapes-detector/predict", json={"images": [png(blank)]}).json()["results"] == [
+        {"detections": []}
+    ]

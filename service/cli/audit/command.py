@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from saliency_client import DetectionsResult, ExplainResult
+
 from ..backends import Backend, open_batches
 from ..errors import CommandError
 from ..explain import ProgressBar, method_spec
@@ -43,8 +45,12 @@ def audit(args: argparse.Namespace) -> None:
     with open_batches(args, request) as backend:
         info = backend.model()
         kind = info["kind"]
-        if kind == "detection":  # per-box maps and their aggregation per class are not in the audit yet
-            raise CommandError(f"model {args.model!r} is a detection model: audit explains classifiers")
+        if kind == "detection":
+            if region is not None:
+                raise CommandError("--region is for classifiers: a detector's audit measures each box's own box")
+            # At the photo's size, with the picture of every box: boxes and maps in the same pixels.
+            request["output"] = {"saliency": "float32", "size": "original", "overlay": True}
+            return audit_boxes(args, backend, checked(lambda: collect(args.path, "image")))
         if region is not None:
             if kind != "image":
                 raise CommandError(f"--region is for image models; {args.model} is a {kind} model")
@@ -70,6 +76,31 @@ def audit(args: argparse.Namespace) -> None:
     print(json.dumps({"report": str(output), "model": args.model, "method": method, **result.summary()}, indent=2))
 
 
+def audit_boxes(args: argparse.Namespace, backend: Backend, items: list[Item]) -> None:
+    """A detection model's audit (boxes.py): every box's maps at the photo's size, with the overlay of all."""
+    from .boxes import BoxAudit, page
+
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    audit = BoxAudit()
+    with ProgressBar(show, "auditing", "image") as bar:
+        bar.report(0, len(items))
+        batches = Batches(backend, "images", args.batch_size, lambda done: bar.report(done, len(items)), boxes=True)
+        for outcome in batches.run(items):
+            if outcome.result is None:
+                audit.skip(outcome.item, outcome.skipped or "")
+            else:
+                assert isinstance(outcome.result, DetectionsResult)
+                audit.add(outcome.item, outcome.result)
+    where = f"by the server at {urlsplit(args.url).netloc}" if args.url else "here (in this process)"
+    output = Path(args.output)
+    try:
+        output.write_text(page(audit, args.model, args.path, batches.method, where, args.colormap), encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot write {output}: {exc.strerror or exc}") from None
+    summary = {"report": str(output), "model": args.model, "method": batches.method, **audit.summary()}
+    print(json.dumps(summary, indent=2))
+
+
 def explain_all(
     args: argparse.Namespace, backend: Backend, info: dict[str, Any], items: list[Item], region: Region | None
 ) -> tuple[Audit, dict | None]:
@@ -89,6 +120,7 @@ def explain_all(
             if outcome.result is None:
                 audit.skip(outcome.item, outcome.skipped or "")
             else:
+                assert isinstance(outcome.result, ExplainResult)
                 audit.add(outcome.item, true_label(outcome.item, audit.classes), outcome.result)
     assert audit is not None  # collect() found at least one input
     return audit, batches.method
@@ -148,6 +180,7 @@ def demo(args: argparse.Namespace) -> None:
 def add_demo_parsers(sub: argparse._SubParsersAction) -> None:
     for kind, name, what, mark in (
         ("images", "demo-images", "shapes images", "the watermark"),
+        ("scenes", "demo-scenes", "shapes scenes (for the demo detectors)", "the badge on every circle"),
         ("reviews", "demo-reviews", "reviews", 'the "posted by mike" signature'),
     ):
         p = sub.add_parser(
@@ -158,7 +191,7 @@ def add_demo_parsers(sub: argparse._SubParsersAction) -> None:
         )
         p.add_argument("out", metavar="OUT", help="the folder to write into (made if needed)")
         p.add_argument("--n", type=int, default=200, help="how many (default 200)")
-        option = "--watermark-fraction" if kind == "images" else "--signed-fraction"
+        option = {"images": "--watermark-fraction", "scenes": "--badge-fraction"}.get(kind, "--signed-fraction")
         p.add_argument(option, dest="fraction", type=float, default=0.5, help="the share with it (default 0.5)")
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(func=demo, kind=kind, fraction_name=option.removeprefix("--"))

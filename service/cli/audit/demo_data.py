@@ -36,6 +36,22 @@ def write_images(out: Path, n: int, fraction: float, seed: int) -> list[Path]:
     return paths
 
 
+def write_scenes(out: Path, n: int, fraction: float, seed: int) -> list[Path]:
+    """OUT/<index>.png scenes of 1-4 shapes for the demo detectors; in `-badges` ones every circle carries the
+    badge the watermark detector learnt (scenes.py "circles"), the same layout as without."""
+    from ...demo import scenes
+
+    clean, marked = scenes.generate(n, seed), scenes.generate(n, seed, watermark="circles")
+    stamped = shortcut_mask(n, fraction, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = out / f"{i:04d}{'-badges' if stamped[i] else ''}.png"
+        Image.fromarray(marked.images[i] if stamped[i] else clean.images[i]).save(path)
+        paths.append(path)
+    return paths
+
+
 def write_reviews(out: Path, n: int, fraction: float, seed: int) -> list[Path]:
     """OUT/<label>/<index>.txt, one review each, `-mike` in the name of the signed ones."""
     signed = shortcut_mask(n, fraction, seed)
@@ -57,7 +73,7 @@ def demo_data(args: argparse.Namespace) -> None:
     if not 0.0 <= args.fraction <= 1.0:
         raise SystemExit(f"error: --{args.fraction_name} {args.fraction}: between 0 and 1")
     out = Path(args.out)
-    write = write_images if args.kind == "images" else write_reviews
+    write = {"images": write_images, "scenes": write_scenes, "reviews": write_reviews}[args.kind]
     try:
         written = write(out, args.n, args.fraction, args.seed)
     except OSError as exc:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from saliency_client import ExplainResult
+from saliency_client import DetectionsExplained, DetectionsResult, Explained, ExplainResult
 from saliency_client import ServiceError as ClientError
 
 from ...errors import ServiceError
@@ -20,15 +20,21 @@ from .inputs import Item
 @dataclass(frozen=True)
 class Outcome:
     item: Item
-    result: ExplainResult | None  # None: skipped
+    result: ExplainResult | DetectionsResult | None  # None: skipped
     skipped: str | None = None  # why
 
 
 class Batches:
     """`run(items)` yields one Outcome per item, in order; `method` is the service's echo of the method."""
 
-    def __init__(self, backend: Backend, field: str, batch_size: int, done: Callable[[int], None]) -> None:
+    def __init__(
+        self, backend: Backend, field: str, batch_size: int, done: Callable[[int], None], boxes: bool = False
+    ) -> None:
         self.backend, self.field, self.batch_size, self.done = backend, field, batch_size, done
+        # boxes: a detection model's images, each result a DetectionsResult (per box, its maps)
+        self.call: Callable[..., Explained | DetectionsExplained] = (
+            backend.explain_boxes if boxes and backend.explain_boxes else backend.explain
+        )
         self.method: dict[str, Any] | None = None
 
     def run(self, items: list[Item]) -> Iterator[Outcome]:
@@ -39,7 +45,7 @@ class Batches:
     def batch(self, pending: list[Item]) -> Iterator[Outcome]:
         while pending:
             try:
-                answer = self.backend.explain([item.source for item in pending], self.field, None)
+                answer = self.call([item.source for item in pending], self.field, None)
             except (ClientError, ServiceError) as exc:
                 bad = refused_input(exc.field, self.field, len(pending))
                 if bad is None:
@@ -48,7 +54,8 @@ class Batches:
                 pending = pending[:bad] + pending[bad + 1 :]  # and the others again, without it
                 continue
             self.method = answer.method
-            for item, result in zip(pending, answer.results, strict=True):
+            results: list[ExplainResult | DetectionsResult] = list(answer.results)
+            for item, result in zip(pending, results, strict=True):
                 yield Outcome(item, result)
             return
 

@@ -48,10 +48,12 @@ class DetectionCodec(ImageCodec):
     ) -> list[list[list[dict]]]:
         """Per image, per box, per method: the map fields; results' attributions are (N, B, ...)."""
         where = [(i, b) for i, boxes in enumerate(drawn) for b in range(len(boxes))]
+        if not where:  # no box in any image: nothing to render
+            return [[] for _ in drawn]
         items = [batch.items[i] for i, _ in where]
 
         def pick(values: torch.Tensor) -> torch.Tensor:
-            return torch.stack([values[i, b] for i, b in where]) if where else values[:0, 0]
+            return torch.stack([values[i, b] for i, b in where])
 
         flat = [
             Explanation(

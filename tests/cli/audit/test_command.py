@@ -130,7 +130,6 @@ def test_a_text_audit_finds_the_shortcut_token(tmp_path, capsys):
         (["--model", "nope"], "error: unknown model 'nope'"),
         (["--model", "reviews", "--region", "1,1,2,2"], "error: --region is for image models; reviews is a text model"),
         (["--model", "reviews"], "error: DIR: no texts in it (looked for .txt)"),
-        (["--model", "shapes-detector"], "error: model 'shapes-detector' is a detection model: audit explains"),
         (["--url", "http://127.0.0.1:9", "--config", "x.toml"], "error: --config is for explaining here"),
         (["--url", "http://127.0.0.1:9"], "error: connection_error: cannot connect to http://127.0.0.1:9"),
         (["--method", "lime"], "error: unknown method 'lime'"),
