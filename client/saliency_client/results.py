@@ -88,8 +88,20 @@ class ExplainResult(OneMethod):
     explanations: list[Explanation]
 
 
+class OneRequestMethod:
+    """`method`: the method of a one-method request, with every parameter the server filled in."""
+
+    methods: list[dict[str, Any]]
+
+    @property
+    def method(self) -> dict[str, Any]:
+        if len(self.methods) != 1:
+            raise ValueError(f"{len(self.methods)} methods: use .methods")
+        return self.methods[0]
+
+
 @dataclass
-class Explained:
+class Explained(OneRequestMethod):
     """An explain call's answer: one result per input, in order."""
 
     model: str
@@ -98,13 +110,6 @@ class Explained:
     results: list[ExplainResult]
     timing_ms: dict[str, float]
     request_id: str | None = None
-
-    @property
-    def method(self) -> dict[str, Any]:
-        """The method of a one-method request, with every parameter the server filled in."""
-        if len(self.methods) != 1:
-            raise ValueError(f"{len(self.methods)} methods: use .methods")
-        return self.methods[0]
 
 
 @dataclass
@@ -236,7 +241,7 @@ class DetectionsResult:
 
 
 @dataclass
-class DetectionsExplained:
+class DetectionsExplained(OneRequestMethod):
     """A detection model's explain answer: per image, per box, one map per method."""
 
     model: str
@@ -244,13 +249,6 @@ class DetectionsExplained:
     results: list[DetectionsResult]
     timing_ms: dict[str, float]
     request_id: str | None = None
-
-    @property
-    def method(self) -> dict[str, Any]:
-        """The method of a one-method request, with every parameter the server filled in."""
-        if len(self.methods) != 1:
-            raise ValueError(f"{len(self.methods)} methods: use .methods")
-        return self.methods[0]
 
 
 def detection(item: dict[str, Any], methods: list[dict[str, Any]] | None = None) -> Detection:

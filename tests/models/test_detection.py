@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchvision.ops import box_iou
 
 from service.codecs.image.transforms import Geometry, letterbox
+from service.models import ModelSpec
 from service.models.detection import CANDIDATES, Detector, SingleStage, affinity, detection_layers, no_box, pack
 
 
@@ -119,3 +120,23 @@ def test_the_single_stage_adapter_is_a_decode_and_nms_and_serves_as_a_detector()
     packed = detector(xr)
     (grad,) = torch.autograd.grad(packed[0, 0, 4], xr)
     assert grad.abs().sum() > 0  # the score is differentiable in the input
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"max_detections": 10**9}, "less than or equal to 100"),
+        ({"max_detections": 0}, "greater than or equal to 1"),
+        ({"min_score": float("nan")}, "min_score"),
+        ({"resize": "shorter_side"}, "a detector sees the whole image"),
+        ({"architecture": "timm:resnet18"}, "a detection model's architecture"),
+    ],
+)
+def test_a_detection_spec_refuses_what_cannot_be_served(fields, says):
+    entry = {"name": "d", "kind": "detection", "architecture": "torchvision:fcos_resnet50_fpn", "num_classes": 3}
+    with pytest.raises(ValueError, match=says):
+        ModelSpec.model_validate({**entry, **fields})
+    spec = ModelSpec.model_validate(entry)
+    assert (spec.resize, spec.mean, spec.std, spec.min_score, spec.max_detections) == (
+        "letterbox", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 0.5, 20,
+    )  # fmt: skip

@@ -88,8 +88,10 @@ def test_every_detection_gets_its_own_map(client, photos, method):
         assert overlay.size == (photo.width, photo.height)
         maps.append(values)
     assert png_image(result["overlay_png"]).size == (photo.width, photo.height)
-    if method == "eigencam":  # the one method without a target: the same map for every box
-        assert all(np.array_equal(maps[0], m) for m in maps[1:]) and maps[0].max() > 0
+    if method == "eigencam":  # the one method without a target: the same map for every box (rows of one pass:
+        # equal up to the rounding a batch's row may get)
+        assert all(np.allclose(maps[0], m, rtol=0, atol=1e-5 * float(maps[0].max())) for m in maps[1:])
+        assert maps[0].max() > 0
     elif method == "drise":  # a random detector matches its boxes in most masked images: maps near uniform
         assert all(m.min() >= 0 and m.max() > 0 for m in maps)
     else:
