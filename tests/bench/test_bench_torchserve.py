@@ -3,12 +3,8 @@
 It checks the table, not the figures. CI does not install TorchServe, so there it is skipped, with the reason.
 """
 
-import math
-import subprocess
-import sys
-
 import pytest
-from test_bench_quick import ROOT, table_rows
+from test_bench_quick import quick_rows
 
 from bench.torchserve_server import missing  # the repository root is on pytest's path (pyproject.toml)
 
@@ -25,18 +21,7 @@ ROWS = (
 
 @pytest.mark.skipif(missing() is not None, reason=f"TorchServe cannot run here: {missing()}")
 def test_torchserve_quick_prints_every_row():
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--only", "torchserve", "--device", "cpu"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    rows = table_rows(out.stdout)
-    assert sorted(rows) == sorted(ROWS), out.stdout
-    for name, (ours, baseline, ratio, _target, _met, _note) in rows.items():
-        assert math.isfinite(float(ratio)) and float(ratio) > 0, (name, ratio)
-        assert float(ours.split()[0]) > 0 and float(baseline.split()[0]) > 0, name
+    rows, stdout = quick_rows("torchserve")
+    assert sorted(rows) == sorted(ROWS), stdout
     # The two servers explain the same class of the same input with the same method: the maps must agree.
-    assert float(rows["torchserve: IG-15 map correlation"][2]) > 0.99, out.stdout
+    assert float(rows["torchserve: IG-15 map correlation"][2]) > 0.99, stdout
