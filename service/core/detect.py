@@ -123,12 +123,10 @@ async def explain(
     given = parse_boxes(target, len(inputs), loaded)
     explainers = [e for e, _ in chosen]
     admitted = await services.codecs.run(codec.admit, inputs, loaded, services.settings, explainers, output)
-    boxes = max((len(b) for b in given), default=0) if given is not None else loaded.spec.max_detections
+    boxes = most_boxes(loaded, given)
     # Each box's curves are its own: the maps to evaluate are boxes x images per method.
     evaluation = check_evaluate(evaluate, codec, explainers, services.settings, output, len(inputs) * boxes)
-    rows = 1 + sum(method_cost(loaded, e, p).forward * (1 if per_image(e) else boxes) for e, p in chosen)
-    rows += evaluate.rows_per_image() * len(chosen) * boxes if evaluate is not None else 0
-    count = RowCount(rows, len(inputs), next((method_cost(loaded, e, p).driver for e, p in chosen), None))
+    count = count_rows(loaded, chosen, len(inputs), boxes, evaluate)
     check_request(count, services.settings, codec.field)
     with services.runner.reserved(loaded, count.total, len(inputs)) as seat:
         batch = await services.codecs.run(codec.decode, admitted, loaded, services.settings, output)
@@ -136,13 +134,7 @@ async def explain(
         decoded = time.perf_counter()
         raw = await detections(services, loaded, batch.x, seat)
         geometry = [where for _, where in batch.items]
-        if given is None:
-            reported_rows = kept(raw, loaded)
-            table = no_box(len(reported_rows), torch.device("cpu"), max([len(f) for f in reported_rows] + [0]))
-            for i, image_rows in enumerate(reported_rows):
-                table[i, : len(image_rows)] = torch.cat([image_rows[:, :4], image_rows[:, 5:6]], dim=1)
-        else:
-            table = box_table(given, geometry, loaded)
+        table = targets_table(raw, given, geometry, loaded)
         results = await explain_boxes(services, loaded, chosen, batch.x, table, progress, seat, evaluation)
     modelled = time.perf_counter()
     size = loaded.spec.input_size
@@ -172,6 +164,31 @@ async def explain(
     )
 
 
+def most_boxes(loaded: LoadedModel, given: list | None) -> int:
+    """The most boxes an image of the request can have: the client's, or max_detections."""
+    return max((len(b) for b in given), default=0) if given is not None else loaded.spec.max_detections
+
+
+def count_rows(
+    loaded: LoadedModel, chosen: list, inputs: int, boxes: int, evaluate: EvaluateSpec | None = None
+) -> RowCount:
+    """The request's rows: the prediction pass, then each method's rows per box (or per image)."""
+    rows = 1 + sum(method_cost(loaded, e, p).forward * (1 if per_image(e) else boxes) for e, p in chosen)
+    rows += evaluate.rows_per_image() * len(chosen) * boxes if evaluate is not None else 0
+    return RowCount(rows, inputs, next((method_cost(loaded, e, p).driver for e, p in chosen), None))
+
+
+def targets_table(raw: Tensor, given: list | None, geometry: list, loaded: LoadedModel) -> Tensor:
+    """(N, B, 5) target boxes in input pixels: each image's kept detections, or the client's boxes."""
+    if given is not None:
+        return box_table(given, geometry, loaded)
+    reported_rows = kept(raw, loaded)
+    table = no_box(len(reported_rows), torch.device("cpu"), max([len(f) for f in reported_rows] + [0]))
+    for i, image_rows in enumerate(reported_rows):
+        table[i, : len(image_rows)] = torch.cat([image_rows[:, :4], image_rows[:, 5:6]], dim=1)
+    return table
+
+
 def boxes_of(table: Tensor, raw: Tensor, geometry, loaded: LoadedModel, size: tuple[int, int]) -> list[Detection]:
     """The boxes explained in one image, each with its affinity to the clean image's detections."""
     valid = table[table[:, 4] >= 0]
@@ -194,7 +211,10 @@ def caption(detection: Detection) -> str:
     return f"{name} {detection.score:.2f}"
 
 
-async def explain_boxes(services, loaded, chosen, x: Tensor, table: Tensor, progress, seat, evaluation=None) -> list:
+async def explain_boxes(
+    services, loaded, chosen, x: Tensor, table: Tensor, progress, seat, evaluation=None, module=None
+) -> list:
+    """Each method's maps of the table's boxes, on the served detector or on `module` (a randomized copy)."""
     spec = loaded.spec
     ctx = ExplainContext(
         pixel_space=PixelSpace(spec.mean, spec.std),
@@ -203,7 +223,7 @@ async def explain_boxes(services, loaded, chosen, x: Tensor, table: Tensor, prog
         refused_layers=loaded.refused_layers,
         attention=loaded.attention_issue,
     )
-    module = loaded.module
+    module = loaded.module if module is None else module
     boxes = int((table[..., 4] >= 0).sum())
     rows = sum(method_cost(loaded, e, p).forward * (len(x) if per_image(e) else boxes) for e, p in chosen)
     rows += evaluation[0].rows_per_image() * len(chosen) * boxes if evaluation is not None else 0

@@ -16,7 +16,8 @@ D-RISE's affinity (Petsiuk et al. 2021) to the detection that matches it best:
 torchvision's detectors give one class and its probability per box, so a detection's class vector is that
 probability on its class and 0 elsewhere: the cosine with the target's one-hot class is 1 for the same label
 and 0 otherwise, and the objectness is the box's score. The same rule scores every method's rows; at a
-detection's own box it is the score of that detection (IoU is 1 and its gradient 0 there).
+detection's own box it is the score of that detection. Gradients flow through the scores only (the IoU is a
+weight): a gradient map shows the pixels that raise the matched detections' scores, whatever the batch.
 """
 
 from __future__ import annotations
@@ -76,7 +77,10 @@ def affinity(detections: Tensor, targets: Tensor) -> Tensor:
 
 def image_affinity(detections: Tensor, targets: Tensor) -> Tensor:
     """(D, 6) detections, (B, 5) targets -> (B,)."""
-    iou = box_iou(targets[:, :4], detections[:, :4]).nan_to_num(0.0)  # zero-area padding rows: 0/0
+    # IoU weighs the match and is not differentiated: its min/max have a kink where the detection's box
+    # equals the target (a detection's own box), so its gradient there would depend on the last bit of
+    # the box, which another batch size changes. Gradients are the matched detections' scores'.
+    iou = box_iou(targets[:, :4], detections[:, :4].detach()).nan_to_num(0.0)  # zero-area padding rows: 0/0
     same = (targets[:, None, 4] == detections[None, :, 5]) & (targets[:, None, 4] >= 0)
     values = iou * detections[None, :, 4] * same
     return values.max(dim=1).values if values.shape[1] else values.new_zeros(len(targets))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Request, Response
 
 from ...core import deadlines, sanity
@@ -10,9 +12,10 @@ from ..deps import ServicesDep, label
 from ..disconnect import cancel_on_disconnect
 from ..events import Progress, progress_stream, wants_events
 from .bodies import parse
-from .explain import ERRORS, body_doc
+from .explain import ERRORS, body_doc, plain
 from .responses import prediction
 from .sanity_schemas import MethodCheck, SanityRequest, SanityResponse, SanitySpec
+from .schemas import Detection
 
 router = APIRouter(prefix="/v1/models", tags=["trust"])
 
@@ -24,6 +27,9 @@ def response(checked: sanity.Checked) -> SanityResponse:
         reference_model=checked.reference_model,
         targets=[prediction(t) for t in checked.targets],
         results=[MethodCheck.model_validate(r, from_attributes=True) for r in checked.results],
+        detections=None
+        if checked.detections is None
+        else [[Detection(**asdict(d)) for d in image] for image in checked.detections],
         timing_ms=checked.timing_ms,
     )
 
@@ -58,7 +64,7 @@ async def check(name: str, request: Request, services: ServicesDep) -> Response 
             methods,
             test=spec.test,
             reference_model=spec.reference_model,
-            target=spec.target,
+            target=plain(spec.target),
             seed=spec.seed,
             progress=progress,
         )

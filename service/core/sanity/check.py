@@ -2,6 +2,7 @@
 
 - model randomization: a fresh copy of the served model (randomize.fresh_copy) has its top-level blocks
   re-initialized one at a time from the output down, cumulatively; after each block the maps are recomputed.
+- detectors (boxes.py): the same cascade over the detector's parts, one map per box.
 - data randomization: the maps of a reference model trained on shuffled labels, same architecture.
 Every map explains the class the original model's map explained, so only the model changes. The copy's
 passes go through the device's scheduler like any request's (batched, counted, cancellable); the served
@@ -28,7 +29,7 @@ from ..plans import Method
 from ..results import Ranked, rank
 from ..rows import RowCount, check_request, count_rows
 from ..services import Services
-from . import randomize
+from . import boxes, randomize
 from .runs import MapSet, Runs
 from .similarity import mean_similarity
 from .verdict import Threshold, verdict
@@ -54,6 +55,7 @@ class Checked:
     targets: list[Ranked]  # per input, the class every map explains
     results: list[MethodCheck]
     timing_ms: dict[str, float]
+    detections: list | None = None  # detectors: per image, the boxes every map explains (core/detect.Detection)
 
 
 @dataclass
@@ -86,6 +88,12 @@ async def sanity(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> Checked:
+    loaded = await asyncio.to_thread(services.pool.get, model)
+    if loaded.kind == "detection":
+        return await boxes.check(
+            services, loaded, field, inputs, methods, test=test, reference_model=reference_model,
+            target=target, seed=seed, progress=progress,
+        )  # fmt: skip
     started = time.perf_counter()
     work = await plan(services, model, field, inputs, methods, test, reference_model)
     targets = resolve_targets(target, len(inputs), work.loaded)
@@ -137,8 +145,6 @@ async def plan(
 ) -> Work:
     """The request checked against the models and the limits, before decoding anything."""
     loaded = await asyncio.to_thread(services.pool.get, model)
-    if loaded.kind == "detection":
-        raise InvalidParameter(f"sanity checks are not run on detection models (yet): {model!r} is one", "model")
     codec = codec_of(loaded, field)
     chosen = parse_methods(services, methods, loaded, several=True)
     reference = None

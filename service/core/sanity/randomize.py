@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ...models import LoadedModel
+from ...models.detection import Detector
 from ...models.layers import is_attention_block
 from ...models.text import TextClassifier
 from ...models.zoo import HubClassifier
@@ -23,7 +24,35 @@ def blocks(module: nn.Module) -> list[tuple[str, nn.Module]]:
     CNN's stages are (Adebayo et al. randomize layer by layer); the child itself comes after its parts, for
     the parameters it holds directly (a ViT's position embedding). Parameters of the model itself (a ViT's
     class token) are not randomized."""
+    if isinstance(module, Detector):
+        return list(reversed(detector_blocks(module)))
     return list(reversed(opened(user_model(module), "")))
+
+
+OPENED_STAGES = 8  # a backbone's feature extractor with more parts (MobileNet's 17 layers) is one step
+
+
+def detector_blocks(detector: Detector) -> list[tuple[str, nn.Module]]:
+    """A detector's parts in forward order: each top-level child (backbone, heads) split into its parts
+    (`rpn.head`, `roi_heads.box_head`, `roi_heads.box_predictor`; `backbone.fpn`), and the backbone's trunk
+    (its first part) into its stages when it has a few (`backbone.body.layer4`, ...), as a CNN's are."""
+    out: list[tuple[str, nn.Module]] = []
+    for name, child in with_parameters(detector):
+        parts = with_parameters(child)
+        if not parts or any(True for _ in child.parameters(recurse=False)):
+            out.append((name, child))
+            continue
+        for k, (part_name, part) in enumerate(parts):
+            stages = with_parameters(part) if name == "backbone" and k == 0 else []  # the trunk, not the FPN
+            if 1 < len(stages) <= OPENED_STAGES and not any(True for _ in part.parameters(recurse=False)):
+                out += [(f"{name}.{part_name}.{stage}", module) for stage, module in stages]
+            else:
+                out.append((f"{name}.{part_name}", part))
+    return out
+
+
+def with_parameters(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, child) for name, child in module.named_children() if any(True for _ in child.parameters())]
 
 
 def opened(parent: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
@@ -62,6 +91,8 @@ def fresh_copy(loaded: LoadedModel) -> nn.Module:
         assert isinstance(served, TextClassifier)
         model, _ = text_models.load(loaded.spec)
         copy: nn.Module = TextClassifier(model, served.layer_name)
+    elif isinstance(served, Detector):
+        copy = Detector(build.loader.load(loaded.spec), served.candidates)
     else:
         copy = build.loader.load(loaded.spec)
     copy.load_state_dict(served.state_dict())

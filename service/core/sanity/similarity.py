@@ -23,9 +23,13 @@ def rank_correlation(original: np.ndarray, other: np.ndarray) -> float:
 
 def ssim(original: np.ndarray, other: np.ndarray) -> float | None:
     """SSIM of the two maps' absolute values, each scaled to [0, 1]; None for 1-D maps (texts) and for maps
-    smaller than SSIM's 7 x 7 window."""
+    smaller than SSIM's 7 x 7 window. A blank map resembles nothing, as for the rank correlation: 0 (SSIM
+    would find a mostly dark map like an all-dark one; a randomized detector that no longer finds the box
+    gives blank maps)."""
     if original.ndim != 2 or min(original.shape) < 7:
         return None
+    if np.ptp(original) == 0 or np.ptp(other) == 0:
+        return 0.0
     return float(structural_similarity(scaled(original), scaled(other), data_range=1.0))
 
 

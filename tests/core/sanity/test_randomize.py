@@ -15,6 +15,24 @@ def test_blocks_are_the_parameterized_top_level_children_last_first():
     assert [name for name, _ in blocks(shapes_cnn())] == ["fc", "block4", "block3", "block2", "block1"]
 
 
+def test_a_detectors_blocks_are_its_heads_parts_fpn_and_backbone_stages_last_first():
+    from detectors import wrapped
+
+    from service.demo.detector import shapes_detector
+    from service.models.detection import Detector
+
+    assert [name for name, _ in blocks(Detector(shapes_detector()))] == [
+        "head.regression_head", "head.classification_head",
+        "backbone.body.stage4", "backbone.body.stage3", "backbone.body.stage2", "backbone.body.stage1",
+    ]  # fmt: skip
+    # Faster R-CNN: the box predictor first; MobileNet's 17 layers are one step, not 17.
+    _, detector = wrapped()
+    names = [name for name, _ in blocks(detector)]
+    assert names == ["roi_heads.box_predictor", "roi_heads.box_head", "rpn.head", "backbone.fpn", "backbone.body"]
+    covered = {id(p) for _, block in blocks(detector) for p in block.parameters()}
+    assert covered == {id(p) for p in detector.parameters()}  # every parameter is randomized by some step
+
+
 def test_randomize_reinitializes_the_block_and_nothing_else():
     model = shapes_cnn()
     with torch.no_grad():  # as if trained: the reset must drop all of it

@@ -23,6 +23,10 @@ def test_rank_correlation_is_spearman_of_absolute_values():
 
 def test_a_blank_map_resembles_nothing():
     assert rank_correlation(RNG.normal(size=(8, 8)), np.zeros((8, 8))) == 0.0
+    sparse = np.zeros((16, 16))
+    sparse[3, 4] = 1.0  # SSIM itself finds a mostly dark map much like an all-dark one
+    assert structural_similarity(sparse, np.zeros((16, 16)), data_range=1.0) > 0.8
+    assert ssim(sparse, np.zeros((16, 16))) == ssim(np.zeros((16, 16)), sparse) == 0.0
 
 
 def test_ssim_scales_absolute_values_to_one():
