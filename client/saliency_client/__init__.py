@@ -18,6 +18,7 @@ from .aio import AsyncClient
 from .calls import EvaluateOptions, OutputOptions, Progress
 from .convert import ImageInput
 from .errors import ServiceError
+from .language import Answered, AnswerExplanation, AnswersExplained, Continuation, Generated, GenerateOptions, LMToken
 from .results import (
     Checked,
     Detected,
@@ -37,6 +38,13 @@ from .sync import Client
 
 __all__ = [
     "__version__",
+    "AnswerExplanation",
+    "Answered",
+    "AnswersExplained",
+    "Continuation",
+    "GenerateOptions",
+    "Generated",
+    "LMToken",
     "AsyncClient",
     "Checked",
     "Detected",

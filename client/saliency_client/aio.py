@@ -12,6 +12,7 @@ from . import calls
 from .base import BaseClient
 from .calls import Request
 from .errors import from_transport
+from .language import AnswersExplained, Generated
 from .results import Checked, Detected, DetectionsExplained, Explained, Predicted
 
 T = TypeVar("T")
@@ -22,8 +23,8 @@ class AsyncClient(
     BaseClient[
         httpx.AsyncBaseTransport,
         Awaited[list[dict[str, Any]]],
-        Awaited[Predicted | Detected],
-        Awaited[Explained | DetectionsExplained],
+        Awaited[Predicted | Detected | Generated],
+        Awaited[Explained | DetectionsExplained | AnswersExplained],
         Awaited[Checked],
     ]
 ):

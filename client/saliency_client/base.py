@@ -12,6 +12,7 @@ import httpx
 from . import calls
 from .calls import DEFAULT_TIMEOUT, EvaluateOptions, MethodSpec, OutputOptions, Progress, Request
 from .convert import ImageInput
+from .language import GenerateOptions
 from .results import parse_checked, parse_explanation, parse_prediction
 
 # What each client's calls take and return: Client the answers, AsyncClient coroutines of them.
@@ -54,14 +55,18 @@ class BaseClient(Generic[TransportT, ListedT, PredictedT, ExplainedT, CheckedT])
         *,
         texts: str | Sequence[str] | None = None,
         top_k: int = 5,
+        generate: GenerateOptions | None = None,
         timeout_ms: int | None = None,
         request_id: str | None = None,
     ) -> PredictedT:
         """Top-k predictions for one image or text, or a list of them (paths, bytes, PIL images, uint8 arrays);
-        a detection model's boxes (`Detected`)."""
+        a detection model's boxes (`Detected`); a causal language model's continuations (`Generated`, how:
+        `generate`)."""
 
         def request() -> Request:
             body = calls.predict_body(images, texts, top_k, timeout_ms)
+            if generate is not None:
+                body["generate"] = dict(generate)
             return Request(calls.model_path(model, "predict"), body, request_id=request_id)
 
         return self._send(request, parse_prediction)
@@ -79,6 +84,8 @@ class BaseClient(Generic[TransportT, ListedT, PredictedT, ExplainedT, CheckedT])
         top_k: int = 5,
         output: OutputOptions | None = None,
         evaluate: EvaluateOptions | None = None,
+        generate: GenerateOptions | None = None,
+        include_generated: bool | None = None,
         timeout_ms: int | None = None,
         progress: Progress | None = None,
         request_id: str | None = None,
@@ -86,12 +93,15 @@ class BaseClient(Generic[TransportT, ListedT, PredictedT, ExplainedT, CheckedT])
         """Predictions and maps for one input or a list. `method` is a name or {"name": ..., **parameters}
         ("gradient" when neither it nor `methods` is given); `progress(done, total)` follows the server's
         progress events. A detection model answers `DetectionsExplained` (a map per box and method); its
-        `target` is "detections" or boxes, [{"box": [x0, y0, x1, y1], "label": ...}, ...]."""
+        `target` is "detections" or boxes, [{"box": [x0, y0, x1, y1], "label": ...}, ...]. A causal language
+        model answers `AnswersExplained` (per answer token a row of prompt-token scores): its `target` is the
+        continuation to explain, or leave it out and the model answers (`generate`)."""
 
         def request() -> Request:
             body = calls.explain_body(
                 images, texts, method=method, methods=methods, target=target, objective=objective, top_k=top_k,
                 output=output, evaluate=evaluate, timeout_ms=timeout_ms,
+                generate=None if generate is None else dict(generate), include_generated=include_generated,
             )  # fmt: skip
             return Request(calls.model_path(model, "explain"), body, progress, request_id)
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from .convert import decode_array, open_png, png_bytes
 from .errors import ServiceError
+
+if TYPE_CHECKING:
+    from .language import AnswersExplained, Generated
 
 
 @dataclass(frozen=True)
@@ -257,8 +260,12 @@ def detection(item: dict[str, Any], methods: list[dict[str, Any]] | None = None)
     return Detection((x0, y0, x1, y1), item["label"], item["index"], item["score"], [explanation(e) for e in entries])
 
 
-def parse_prediction(body: dict[str, Any], request_id: str | None = None) -> Predicted | Detected:
-    """/predict's JSON: a classifier's top classes, or a detector's boxes."""
+def parse_prediction(body: dict[str, Any], request_id: str | None = None) -> Predicted | Detected | Generated:
+    """/predict's JSON: a classifier's top classes, a detector's boxes, or a causal LM's continuations."""
+    if "generation" in body:
+        from .language import parse_generated  # language.py builds on this module
+
+        return parse_generated(body, request_id)
     if not (body.get("results") and "detections" in body["results"][0]):
         return parse_predicted(body, request_id)
     try:
@@ -268,8 +275,14 @@ def parse_prediction(body: dict[str, Any], request_id: str | None = None) -> Pre
         raise invalid(exc, request_id) from None
 
 
-def parse_explanation(body: dict[str, Any], request_id: str | None = None) -> Explained | DetectionsExplained:
-    """/explain's JSON: a classifier's maps, or a detector's per box."""
+def parse_explanation(
+    body: dict[str, Any], request_id: str | None = None
+) -> Explained | DetectionsExplained | AnswersExplained:
+    """/explain's JSON: a classifier's maps, a detector's per box, or a causal LM's per answer token."""
+    if "include_generated" in body:
+        from .language import parse_answers
+
+        return parse_answers(body, request_id)
     if not (body.get("results") and "detections" in body["results"][0]):
         return parse_explained(body, request_id)
     try:

@@ -12,6 +12,7 @@ from . import calls
 from .base import BaseClient
 from .calls import Request
 from .errors import from_transport
+from .language import AnswersExplained, Generated
 from .results import Checked, Detected, DetectionsExplained, Explained, Predicted
 
 T = TypeVar("T")
@@ -19,7 +20,11 @@ T = TypeVar("T")
 
 class Client(
     BaseClient[
-        httpx.BaseTransport, list[dict[str, Any]], Predicted | Detected, Explained | DetectionsExplained, Checked
+        httpx.BaseTransport,
+        list[dict[str, Any]],
+        Predicted | Detected | Generated,
+        Explained | DetectionsExplained | AnswersExplained,
+        Checked,
     ]
 ):
     """A saliency-service at `base_url` (e.g. http://127.0.0.1:8000), with an API key if the server has keys.

@@ -1,5 +1,5 @@
-"""What v1 and v2 share on the wire: the error body, the vocabulary of a method and a target, reading a
-body within its limits, and OpenAPI request schemas written in place."""
+"""What v1 and v2 share on the wire: the error body, the vocabulary of a method and a target (a detector's
+boxes included), reading a body within its limits, and OpenAPI request schemas written in place."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Request
 from pydantic import BaseModel, Field, StrictInt
 
+from ..codecs.options import Strict
 from ..errors import BodyTimeout, PayloadTooLarge
 from ..settings import Settings
 
@@ -18,6 +19,26 @@ TimeoutMs = Annotated[
     StrictInt | None,
     Field(ge=1, le=86_400_000, description="Deadline in ms; the server's maximum (request_timeout_s) caps it."),
 ]
+
+
+class BoxTarget(Strict):
+    """A box a detector's map is made for: scored in each pass by the detection matching it best."""
+
+    box: list[float] = Field(
+        min_length=4, max_length=4, description="x0, y0, x1, y1 in the image's pixels (x right, y down)."
+    )
+    label: TargetItem = Field(description="The class: a label or a class index.")
+
+
+# A class target (one for every input, or one per input), or a detector's boxes (for every image, or per image).
+Target = TargetItem | list[TargetItem] | list[BoxTarget] | list[list[BoxTarget]]
+
+
+def plain(target: Any) -> Any:
+    """Box targets as the plain dicts the core reads (it never sees an API's schemas); the core checks them."""
+    if isinstance(target, list):
+        return [plain(item) for item in target]
+    return target.model_dump() if isinstance(target, BoxTarget) else target
 
 
 class ErrorDetail(BaseModel):

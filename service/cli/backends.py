@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from saliency_client import Client, DetectionsExplained, Explained, Progress
+from saliency_client import AnswersExplained, Client, DetectionsExplained, Explained, Progress
 from saliency_client import ServiceError as ClientError
 from saliency_client.results import parse_explained, parse_explanation
 
@@ -25,24 +25,17 @@ from .errors import CommandError
 if TYPE_CHECKING:
     from .. import core
 
-Run = Callable[[str, Progress], Explained]  # (image path, progress) -> the answer
-
 
 @dataclass(frozen=True)
 class Backend:
     """`explain(inputs, field, progress)`: image paths (field "images") or texts ("texts") in one request;
-    `model()`: the fields of GET /v1/models/{name} for args.model (its kind, input size and labels)."""
+    `model()`: the fields of GET /v1/models/{name} for args.model (its kind, input size and labels). Each call
+    reads the request as it is then (the commands set a detector's target and output after model())."""
 
     explain: Callable[[Sequence[str], str, Progress | None], Explained]
     model: Callable[[], dict[str, Any]]
     # A detection model's images: per image, per box, its maps (the same request otherwise).
-    explain_boxes: Callable[[Sequence[str], str, Progress | None], DetectionsExplained] | None = None
-
-
-@contextmanager
-def open_backend(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Run]:
-    with open_batches(args, request) as backend:
-        yield lambda image, progress: backend.explain([image], "images", progress)
+    explain_boxes: Callable[[Sequence[str], str, Progress | None], DetectionsExplained]
 
 
 def open_batches(args: argparse.Namespace, request: dict[str, Any]):
@@ -138,11 +131,14 @@ def local(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Backend
         services.close()
 
 
-DETECTORS = "model {model!r} is a detection model: the commands explain classifiers; use POST /v1/.../explain"
+DETECTORS = "model {model!r} is a detection model: its images are explained per box (explain_boxes)"
 
 
-def classifier_answer(answer: Explained | DetectionsExplained, model: str) -> Explained:
-    """The commands read a classifier's maps; a detector's boxes end them in one line."""
+def classifier_answer(answer: Explained | DetectionsExplained | AnswersExplained, model: str) -> Explained:
+    """A classifier's maps; a detector's boxes end the command in one line (they come by explain_boxes), as
+    does a language model's answer (the commands do not explain causal LMs yet: POST .../explain does)."""
+    if isinstance(answer, AnswersExplained):
+        raise CommandError(f"model {model!r} is a causal language model: use POST /v1/models/{model}/explain")
     if not isinstance(answer, Explained):
         raise CommandError(DETECTORS.format(model=model))
     return answer

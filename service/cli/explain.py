@@ -1,21 +1,22 @@
 """`saliency-service explain IMAGE...`: explanations here, or through a running server with the Python client
-(service.client), with a progress bar; an overlay PNG per image and a JSON summary on stdout."""
+(service.client), with a progress bar; an overlay PNG per image (and per box, for a detection model: see
+boxes.py) and a JSON summary on stdout."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from saliency_client import Explained
 from saliency_client import ServiceError as ClientError
 
 from ..errors import ServiceError
-from .backends import open_backend
+from .backends import open_batches
+from .boxes import box_target, write_boxes
 from .errors import CommandError
+from .outputs import overlay_paths, write_overlay
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 DIGITS_IN_A_CLASS_INDEX = 18  # longer is a label (and int() of thousands of digits is refused anyway)
@@ -30,18 +31,26 @@ def explain(args: argparse.Namespace) -> None:
     outputs = overlay_paths(images, args.output, batch)
     request = explain_request(args)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
-    summaries = []
-    with open_backend(args, request) as run, ProgressBar(show and batch, "images", "image") as files:
+    summaries: list[dict[str, Any]] = []
+    with open_batches(args, request) as backend, ProgressBar(show and batch, "images", "image") as files:
+        boxes = backend.model()["kind"] == "detection"
+        if boxes:  # the backend reads the request at each call
+            request["target"] = box_target(args.target, args.model)
+        taken = set(outputs)  # no box's overlay overwrites an image's
         if batch:
             files.report(0, len(images))
         for image, output in zip(images, outputs, strict=True):
             with ProgressBar(show and not batch, "explaining", "pass") as passes:
                 try:
-                    answer = run(image, passes.report)
+                    if boxes and backend.explain_boxes is not None:
+                        found = backend.explain_boxes([image], "images", passes.report)
+                        summary = write_boxes(image, output, found, request["target"], taken)
+                    else:
+                        summary = write_overlay(image, output, backend.explain([image], "images", passes.report))
                 except (ClientError, ServiceError) as exc:
-                    raise CommandError(f"{image + ': ' if batch else ''}{one_line(exc)}") from None
+                    raise CommandError(f"{image + ': ' if batch else ''}{one_line(exc, boxes)}") from None
                 passes.finish()
-            summaries.append(write_overlay(image, output, answer))
+            summaries.append(summary)
             if batch:
                 files.report(len(summaries), len(images))
     print(json.dumps(summaries if batch else summaries[0], indent=2))
@@ -88,9 +97,13 @@ def methods_and_colormaps() -> str:
     return "\n".join(lines)
 
 
-def one_line(exc: ClientError | ServiceError) -> str:
+def one_line(exc: ClientError | ServiceError, boxes: bool = False) -> str:
+    """`boxes`: name the box an error is about (target.1.box), the message alone does not."""
+    message = exc.message
+    if boxes and (exc.field or "").startswith("target.") and not message.startswith(exc.field or ""):
+        message = f"--target: {exc.field}: {message}"
     # The server's errors keep their code (what a script can match on); local ones read as they always have.
-    return f"{exc.code}: {exc.message}" if isinstance(exc, ClientError) else exc.message
+    return f"{exc.code}: {message}" if isinstance(exc, ClientError) else message
 
 
 def image_paths(arguments: list[str]) -> list[str]:
@@ -110,24 +123,6 @@ def image_paths(arguments: list[str]) -> list[str]:
                 f"cannot read {argument}: {'not a file' if path.exists() else 'No such file or directory'}"
             )
     return paths
-
-
-def overlay_paths(images: list[str], output: str | None, batch: bool) -> list[Path]:
-    """One image: the -o file (overlay.png). Several: one PNG per image, named after it, in the -o folder."""
-    if not batch:
-        return [Path(output or "overlay.png")]
-    folder = Path(output or "overlays")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CommandError(f"cannot make the folder {folder}: {exc.strerror or exc}") from None
-    names: list[Path] = []
-    for image in images:
-        stem, n = Path(image).stem, 1
-        while (name := folder / (f"{stem}.png" if n == 1 else f"{stem}-{n}.png")) in names:
-            n += 1  # two inputs of one name (a.png, other/a.png): neither overwrites the other
-        names.append(name)
-    return names
 
 
 def explain_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,31 +167,14 @@ def target(value: str) -> int | str:
     return int(value) if digits else value
 
 
-def write_overlay(image: str, output: Path, answer: Explained) -> dict[str, Any]:
-    """Writes the overlay PNG as the service drew it; returns the image's summary."""
-    result = answer.results[0]
-    try:
-        output.write_bytes(result.explanation.overlay_png or b"")
-    except OSError as exc:
-        raise CommandError(f"cannot write {output}: {exc.strerror or exc}") from None
-    return {
-        "image": image,
-        "model": answer.model,
-        "method": answer.method,
-        "target": asdict(result.target),
-        "predictions": [asdict(p) for p in result.predictions],
-        "overlay": str(output),
-        "diagnostics": result.explanation.diagnostics,
-    }
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """The explain command's arguments (`sub` makes main's Parser, which takes help_epilog)."""
     e = sub.add_parser(
         "explain",
         help="explain images (here, or with --url by a server); writes overlay PNGs; its --help lists the methods",
         description="Explain images, here or (with --url) by a running server: write each overlay PNG and print\n"
-        "a JSON summary. Mistakes and the server's errors end it with one `error: ...` line.",
+        "a JSON summary. A detection model's image: the overlay of every box, each box's beside it (NAME-box0.png,\n"
+        "...), and its detections in the summary. Mistakes and the server's errors end it with one `error: ...` line.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         help_epilog=methods_and_colormaps,
     )
@@ -209,7 +187,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="a method parameter, such as --param steps=32 (repeatable; values are read as JSON when they are JSON)",
     )
-    e.add_argument("--target", default="predicted", help='"predicted", a class index or a label')
+    e.add_argument(
+        "--target",
+        default="predicted",
+        help='"predicted", a class index or a label; a detection model: its detections (the default) or boxes as '
+        'JSON, [{"box": [x0, y0, x1, y1], "label": ...}], explained in every image',
+    )
     e.add_argument("--colormap", default="jet")
     e.add_argument("--config", help="models TOML, here (not with --url)")
     e.add_argument(

@@ -24,6 +24,10 @@ def codec_for(kind: str, field: str | None = None) -> Codec:
         from .image.detections import DetectionCodec
 
         return DetectionCodec()
+    if kind == "causal_lm":
+        from .text.causal import CausalCodec
+
+        return CausalCodec()
     if kind == "text":
         from .text import TextCodec
 

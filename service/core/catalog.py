@@ -46,8 +46,8 @@ def describe(services: Services, name: str) -> ModelSummary:
         name=name,
         kind=spec.kind,
         architecture=public_architecture(spec.architecture),
-        input_size=list(spec.input_size) if spec.kind != "text" else None,
-        max_length=spec.max_length if spec.kind == "text" else None,
+        input_size=list(spec.input_size) if spec.kind not in ("text", "causal_lm") else None,
+        max_length=spec.max_length if spec.kind in ("text", "causal_lm") else None,
         num_classes=spec.num_classes,
         labels=loaded.labels is not None if loaded else spec.labels is not None or spec.pretrained is not None,
         label_names=loaded.labels if loaded else None,  # a text model's come from its config, known once loaded

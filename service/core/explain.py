@@ -15,20 +15,32 @@ from typing import Any
 from ..codecs.options import OutputOptions
 from ..engine.plan import Objective
 from ..engine.runner import Progress
+from ..errors import InvalidInput
 from ..explainers.faithfulness import EvaluateSpec
-from . import detect, plans
+from . import causal, detect, plans
 from .checks import Target, check_evaluate, check_top_k, codec_of, echo, parse_methods, resolve_targets
+from .generation import GenerateOptions
 from .results import Explained, Predicted, rank, ranked, timings
 from .rows import RowCount, check_request, count_rows
 from .services import Services
 
 
 async def predict(
-    services: Services, model: str, field: str, inputs: Sequence[Any], top_k: int
-) -> Predicted | detect.Detected:
+    services: Services,
+    model: str,
+    field: str,
+    inputs: Sequence[Any],
+    top_k: int,
+    generate: GenerateOptions | None = None,
+) -> Predicted | detect.Detected | causal.Generated:
+    """A causal LM's prediction is its continuation of each text (`generate`: how)."""
     started = time.perf_counter()
     check_top_k(top_k, services.settings)
     loaded = await asyncio.to_thread(services.pool.get, model)
+    if loaded.kind == "causal_lm":
+        return await causal.generate(services, loaded, field, inputs, generate)
+    if generate is not None:
+        raise InvalidInput(f"`generate` is for causal language models; {model!r} is a {loaded.kind} model", "generate")
     if loaded.kind == "detection":
         return await detect.predict(services, loaded, field, inputs)
     codec = codec_of(loaded, field)
@@ -56,13 +68,24 @@ async def explain(
     output: OutputOptions | None = None,
     evaluate: EvaluateSpec | None = None,
     progress: Progress | None = None,
-) -> Explained | detect.DetectionsExplained:
+    generate: GenerateOptions | None = None,
+    include_generated: bool = False,
+) -> Explained | detect.DetectionsExplained | causal.AnswersExplained:
     """`field` names the request's inputs ("images", "texts"); `several`: the request named a list of methods
-    (errors then say `methods.i`)."""
+    (errors then say `methods.i`). A causal LM explains `target` (a continuation) or its own answer
+    (`generate`); `include_generated` scores the earlier answer tokens too."""
     started = time.perf_counter()
     output = output or OutputOptions()
     check_top_k(top_k, services.settings)
     loaded = await asyncio.to_thread(services.pool.get, model)
+    if loaded.kind == "causal_lm":
+        return await causal.explain(
+            services, loaded, field, inputs, methods, target, generate, output, progress, several, include_generated,
+            evaluate,
+        )  # fmt: skip
+    if generate is not None or include_generated:
+        what = "generate" if generate is not None else "include_generated"
+        raise InvalidInput(f"`{what}` is for causal language models; {model!r} is a {loaded.kind} model", what)
     if loaded.kind == "detection":
         return await detect.explain(
             services, loaded, field, inputs, methods, target, output, progress, several, evaluate

@@ -19,6 +19,7 @@ from ..explainers.faithfulness import EvaluateSpec, evaluated
 from ..explainers.postprocess import Reduce
 from ..explainers.text_space import TextSpace
 from ..models import LoadedModel
+from ..models.causal_lm import pad_id
 from ..models.text import TextClassifier
 from ..settings import Settings
 from .rows import count_rows
@@ -36,13 +37,14 @@ def pass_module(loaded: LoadedModel, methods: list[Method]) -> nn.Module:
     return loaded.module_for(layers)
 
 
-def model_rows(loaded: LoadedModel, x: Tensor) -> Tensor:
+def model_rows(loaded: LoadedModel, x: Tensor, module: nn.Module | None = None) -> Tensor:
     """The codec's rows as the model's input rows, on its device: a text's token ids (N, T, 2) become their
-    values at the attributed layer (N, T, D + 2) by the embedding forward (models/text.py)."""
+    values at the attributed layer (N, T, D + 2) by the embedding forward (models/text.py) of the module the
+    passes run on (a randomized copy's own embedding, in the sanity checks)."""
     x = x.to(loaded.device)
-    if loaded.kind != "text":
+    if loaded.kind not in ("text", "causal_lm"):
         return x
-    module = loaded.module
+    module = module if isinstance(module, TextClassifier) else loaded.module
     assert isinstance(module, TextClassifier)
     return module.rows(x)
 
@@ -63,7 +65,7 @@ def explain_plans(
     """The methods' plans over the codec's rows `x`; with `evaluate` (the metrics and the map's reduction)
     each goes on to its faithfulness curves. Runs the model (a text's embedding): on the device's thread."""
     spec = loaded.spec
-    text = text_space(loaded) if loaded.kind == "text" else None
+    text = text_space(loaded, module) if loaded.kind in ("text", "causal_lm") else None
     pixels = PixelSpace(spec.mean, spec.std)
     ctx = ExplainContext(
         pixel_space=pixels,
@@ -73,7 +75,7 @@ def explain_plans(
         attention=loaded.attention or loaded.attention_issue,
         text=text,
     )
-    x, targets = model_rows(loaded, x), targets.to(loaded.device)
+    x, targets = model_rows(loaded, x, module), targets.to(loaded.device)
     plans = [e.plan(module, x, targets, p, ctx) for e, p in methods]
     if evaluate is not None:
         space = text if text is not None else pixels
@@ -81,12 +83,13 @@ def explain_plans(
     return [to_cpu(plan) for plan in plans]
 
 
-def text_space(loaded: LoadedModel) -> TextSpace:
-    """The pad and mask tokens' values at the attributed layer, and the special ids, of a text model."""
+def text_space(loaded: LoadedModel, module: nn.Module | None = None) -> TextSpace:
+    """The pad and mask tokens' values at the attributed layer (of `module`, a copy, where given), and the
+    special ids, of a text model."""
     tokenizer = loaded.tokenizer
-    ids = [tokenizer.pad_token_id, tokenizer.mask_token_id]
-    known = torch.tensor([[i if i is not None else tokenizer.pad_token_id for i in ids]], device=loaded.device)
-    module = loaded.module
+    ids = [pad_id(tokenizer), tokenizer.mask_token_id]  # a causal LM may have no pad token (GPT-2): its eos
+    known = torch.tensor([[i if i is not None else ids[0] for i in ids]], device=loaded.device)
+    module = module if isinstance(module, TextClassifier) else loaded.module
     assert isinstance(module, TextClassifier)
     values = module.embed(known, torch.ones_like(known))[0].clone()
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)

@@ -35,7 +35,8 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-Modality = Literal["image", "text", "detection"]  # detection: per box, as detectors.py expands it
+Modality = Literal["image", "text", "detection", "causal_lm"]  # detection: per box (detectors.py); causal_lm:
+# per answer token (causal.py)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class Explainer(ABC):
 
     def params_for(self, kind: str) -> type[Params]:
         """The parameters this method takes for a model of `kind`."""
-        return self.text_params_model or self.params_model if kind == "text" else self.params_model
+        return self.text_params_model or self.params_model if kind in ("text", "causal_lm") else self.params_model
 
     @abstractmethod
     def cost(self, params: Params, input_shape: tuple[int, ...]) -> Cost:

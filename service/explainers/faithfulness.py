@@ -149,8 +149,10 @@ def curve(
     steps: int,
     targets: Tensor,
     spread: Callable[[Tensor], Tensor],
+    score: Callable[[PassOutput, Tensor], Tensor] | None = None,
 ) -> Generator[Rows, None, Tensor]:
-    """(N, steps + 1) probabilities of the targets as ranked positions move from `start` to `end`."""
+    """(N, steps + 1) probabilities of the targets as ranked positions move from `start` to `end`; or what
+    `score(pass output, the inputs of its rows)` says (a causal LM's: the answer's log-probability)."""
     k = steps + 1
     scores = torch.zeros((len(start), k), device=start.device)
 
@@ -162,7 +164,9 @@ def curve(
 
     def consume(first: int, stop: int, out: PassOutput) -> None:
         rows = torch.arange(first, stop, device=start.device)
-        if out.targets.dim() > 1:  # boxes: the pass scored them by their affinity
+        if score is not None:
+            probs = score(out, rows // k).float()
+        elif out.targets.dim() > 1:  # boxes: the pass scored them by their affinity
             probs = out.scores.float()
         else:
             probs = out.logits.float().softmax(dim=1).gather(1, out.targets.view(-1, 1))[:, 0]

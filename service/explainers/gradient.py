@@ -20,7 +20,7 @@ class Gradient(Explainer):
         convergence_delta=False,
         multiplies_by_inputs=False,
         output="pixel",
-        modalities=("image", "text", "detection"),
+        modalities=("image", "text", "detection", "causal_lm"),
     )
 
     def cost(self, params: Params, input_shape: tuple[int, ...]) -> Cost:

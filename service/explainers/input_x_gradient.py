@@ -16,7 +16,7 @@ class InputXGradient(Gradient):
         convergence_delta=False,
         multiplies_by_inputs=True,
         output="pixel",
-        modalities=("image", "text"),
+        modalities=("image", "text", "causal_lm"),
     )
 
     def plan(self, model, x, targets, params, ctx):

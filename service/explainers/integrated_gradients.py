@@ -64,7 +64,7 @@ class IntegratedGradients(Explainer):
         convergence_delta=True,
         multiplies_by_inputs=True,
         output="pixel",
-        modalities=("image", "text", "detection"),
+        modalities=("image", "text", "detection", "causal_lm"),
     )
 
     def cost(self, params, input_size) -> Cost:

@@ -67,7 +67,7 @@ class Occlusion(Explainer):
         convergence_delta=False,
         multiplies_by_inputs=False,
         output="pixel",
-        modalities=("image", "text"),
+        modalities=("image", "text", "causal_lm"),
     )
 
     def cost(self, params, input_size) -> Cost:

@@ -31,9 +31,10 @@ class TextSpace:
         return [int(n) for n in (x[..., -2] > 0).sum(dim=1)]
 
     def real(self, x: Tensor) -> Tensor:
-        """(N, T) the user's tokens: attended to, and not special."""
+        """(N, T) the user's tokens: attended to and scored, and not special. A causal LM's answer tokens are
+        attended to but not scored (role 2, models/causal_lm.py): no baseline or noise replaces them."""
         ids, mask = x[..., -1].round().long(), x[..., -2]
-        return (mask > 0) & ~torch.isin(ids, self.special_ids.to(ids.device))
+        return (mask == 1) & ~torch.isin(ids, self.special_ids.to(ids.device))
 
     def replaced(self, x: Tensor, where: Tensor, kind: TextBaseline) -> Tensor:
         """x with the values of the tokens in `where` (N, T) replaced by the baseline token's."""

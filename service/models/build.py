@@ -87,3 +87,24 @@ def text(spec: ModelSpec, device: torch.device) -> Built:
             f"warm-up forward failed on {spec.max_length} tokens: {type(exc).__name__}", f"warm-up failed: {exc}"
         ) from exc
     return Built(Prepared(module, module), labels, example, tokenizer=tokenizer)
+
+
+def causal_lm(spec: ModelSpec, device: torch.device) -> Built:
+    """A causal LM wrapped to give log-probabilities per pass (causal_lm.py); its row memory is measured on a
+    row of max_length tokens, the longest prompt and answer a request may send."""
+    from . import causal_lm as lm
+    from . import text as text_models
+
+    model, tokenizer = lm.load(spec)
+    module = lm.CausalLM(model.to(device), text_models.embedding_layer_name(model, spec), spec.max_length)
+    try:
+        ids = torch.full((1, spec.max_length), lm.pad_id(tokenizer), dtype=torch.long, device=device)
+        role = torch.ones_like(ids)
+        example = text_models.rows_of(module.embed(ids, role).clone(), role, ids)
+        with torch.inference_mode():
+            module(example)
+    except Exception as exc:  # the model and its tokenizer do not fit together: a configuration error
+        raise loader.ModelLoadError(
+            f"warm-up forward failed on {spec.max_length} tokens: {type(exc).__name__}", f"warm-up failed: {exc}"
+        ) from exc
+    return Built(Prepared(module, module), None, example, tokenizer=tokenizer)

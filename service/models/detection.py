@@ -80,7 +80,11 @@ def image_affinity(detections: Tensor, targets: Tensor) -> Tensor:
     # IoU weighs the match and is not differentiated: its min/max have a kink where the detection's box
     # equals the target (a detection's own box), so its gradient there would depend on the last bit of
     # the box, which another batch size changes. Gradients are the matched detections' scores'.
-    iou = box_iou(targets[:, :4], detections[:, :4].detach()).nan_to_num(0.0)  # zero-area padding rows: 0/0
+    boxes = detections[:, :4].detach()
+    iou = box_iou(targets[:, :4], boxes)
+    # A zero-area box's IoU is 0/0: with the very same box it is the detection's own (1), else no overlap.
+    identical = (targets[:, None, :4] == boxes[None]).all(dim=2)
+    iou = torch.where(iou.isnan(), identical.to(iou.dtype), iou)
     same = (targets[:, None, 4] == detections[None, :, 5]) & (targets[:, None, 4] >= 0)
     values = iou * detections[None, :, 4] * same
     return values.max(dim=1).values if values.shape[1] else values.new_zeros(len(targets))
@@ -107,9 +111,17 @@ def detection_layers(model: Detector, example: Tensor) -> LayerTable:
     """The modules that output (N, C, h, w) feature maps of the images (not of region proposals: their first
     dimension is the batch's), as CAM layers. The default is the last of the trunk (`backbone.body`), the
     features every head reads through the FPN, as pytorch-grad-cam's detector examples take the backbone;
-    else the backbone's last, else the model's. Modules that output one map per FPN level are refused,
-    saying so. One forward of `example` (also the warm-up)."""
+    else the backbone's module that outputs the head's first (finest) level, which SSD computes each later
+    level from (its backbone's last module feeds only the coarsest level: every other box's Grad-CAM map
+    would be zero); else the backbone's last, else the model's. Modules that output one map per FPN level
+    are refused, saying so. One forward of `example` (also the warm-up)."""
     table = LayerTable()
+    finest: list[tuple[int, ...]] = []  # (C, h, w) of the first level a single-stage head reads
+
+    def read_levels(_module: nn.Module, args: tuple[object, ...]) -> None:
+        levels = args[0] if args else None
+        if isinstance(levels, (list, tuple)) and levels and isinstance(levels[0], Tensor) and levels[0].dim() == 4:
+            finest.append(tuple(levels[0].shape[1:]))
 
     def hook(name: str):
         def record(_module: nn.Module, _inputs: object, output: object) -> None:
@@ -125,6 +137,9 @@ def detection_layers(model: Detector, example: Tensor) -> LayerTable:
         return record
 
     handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
+    head = getattr(model, "head", None)  # torchvision's single-stage detectors call it with their levels
+    if isinstance(head, nn.Module):
+        handles.append(head.register_forward_pre_hook(read_levels))
     try:
         with torch.inference_mode():
             model(example)
@@ -132,7 +147,9 @@ def detection_layers(model: Detector, example: Tensor) -> LayerTable:
         for handle in handles:
             handle.remove()
     trunk = [n for n in table.layouts if n.startswith("backbone.body.")]
-    names = trunk or [n for n in table.layouts if n.startswith("backbone.")] or list(table.layouts)
+    backbone = [n for n in table.layouts if n.startswith("backbone.")]
+    level = [n for n in backbone if finest and table.layouts[n].shape == finest[0]]
+    names = trunk or level or backbone or list(table.layouts)
     table.default = names[-1] if names else None
     return table
 

@@ -56,7 +56,7 @@ class LoadedModel:
     @property
     def input_shape(self) -> tuple[int, ...]:
         """The shape of one input that costs are counted on: (H, W) for images, (tokens,) for texts."""
-        return (self.spec.max_length,) if self.spec.kind == "text" else self.spec.input_size
+        return (self.spec.max_length,) if self.spec.kind in ("text", "causal_lm") else self.spec.input_size
 
     @property
     def boxes_per_image(self) -> int:
@@ -207,6 +207,8 @@ class ModelPool:
             made = build.text(spec, self.device)
         elif spec.kind == "detection":
             made = build.detector(spec, self.device)
+        elif spec.kind == "causal_lm":
+            made = build.causal_lm(spec, self.device)
         else:
             made = build.image(spec, self.device, self.prepare)
         # The unfolded model stays resident beside the folded one (for hooks on folded convolutions).

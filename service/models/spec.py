@@ -10,11 +10,22 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+class GenerationDefaults(BaseModel):
+    """A causal LM's generation when a request does not say (the request's `generate` overrides each)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_new_tokens: int = Field(32, ge=1, le=4096)
+    do_sample: bool = False
+    temperature: float = Field(1.0, gt=0.0, le=100.0, allow_inf_nan=False)
+    top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
+
+
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9._-]+$", max_length=100)
-    kind: Literal["image", "text", "detection"] = "image"
+    kind: Literal["image", "text", "detection", "causal_lm"] = "image"
     architecture: str = Field(
         description='"torchvision:NAME", "timm:NAME", "transformers:DIR" (an image classifier saved with '
         'save_pretrained), "torchscript:PATH" or "python:pkg.mod:factory"; for text models "transformers:DIR" '
@@ -26,7 +37,7 @@ class ModelSpec(BaseModel):
     pretrained: str | None = Field(
         None, description='torchvision\'s weights enum member, from weights = "torchvision:DEFAULT" or "...:NAME"'
     )
-    num_classes: int = Field(gt=0)
+    num_classes: int = Field(gt=0, description="Classes of a classifier or detector; not read for a causal LM.")
     labels: Path | None = None
     input_size: tuple[int, int] = (224, 224)
     resize: Literal["exact", "shorter_side", "letterbox"] = "exact"
@@ -46,6 +57,17 @@ class ModelSpec(BaseModel):
     embedding_layer: str | None = Field(
         None, description="Module whose output is attributed; default: the model's input embeddings."
     )
+    # Causal language models only (max_length counts prompt and answer tokens).
+    generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _causal_defaults(cls, data: Any) -> Any:
+        """A causal LM has no classes: num_classes is not read (1 where the TOML leaves it out), and its
+        config.json's num_labels (transformers writes 2 by default) says nothing about it."""
+        if not isinstance(data, dict) or data.get("kind") != "causal_lm":
+            return data
+        return {"num_classes": 1, **data}
 
     @model_validator(mode="before")
     @classmethod
@@ -102,7 +124,7 @@ class ModelSpec(BaseModel):
         if not isinstance(data, dict):
             return data
         scheme, _, ref = str(data.get("architecture", "")).partition(":")
-        if scheme != "transformers":
+        if scheme != "transformers" or data.get("kind") == "causal_lm":
             return data
         found = config_classes(Path(ref) / "config.json")
         given = data.get("num_classes")
@@ -131,12 +153,14 @@ class ModelSpec(BaseModel):
     @model_validator(mode="after")
     def _kind_agrees(self) -> ModelSpec:
         scheme = self.architecture.partition(":")[0]
-        if self.kind == "text" and scheme not in ("transformers", "python"):
-            raise ValueError('a text model\'s architecture is "transformers:DIR" or "python:pkg.mod:factory"')
+        if self.kind in ("text", "causal_lm") and scheme not in ("transformers", "python"):
+            raise ValueError(f'a {self.kind} model\'s architecture is "transformers:DIR" or "python:pkg.mod:factory"')
         if self.kind == "detection" and scheme not in ("torchvision", "python"):
             raise ValueError('a detection model\'s architecture is "torchvision:NAME" or "python:pkg.mod:factory"')
         if self.kind == "detection" and self.resize == "shorter_side":
             raise ValueError('a detector sees the whole image: resize is "letterbox" (the default) or "exact"')
+        if self.kind == "causal_lm" and self.generation.max_new_tokens >= self.max_length:
+            raise ValueError("generation.max_new_tokens must leave room for a prompt within max_length")
         if self.kind == "image" and scheme == "transformers" and self.weights is not None:
             raise ValueError("a transformers directory holds its own weights: leave weights out")
         return self

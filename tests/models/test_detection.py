@@ -140,3 +140,11 @@ def test_a_detection_spec_refuses_what_cannot_be_served(fields, says):
     assert (spec.resize, spec.mean, spec.std, spec.min_score, spec.max_detections) == (
         "letterbox", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 0.5, 20,
     )  # fmt: skip
+
+
+def test_a_zero_area_detections_own_box_scores_its_score():
+    """FCOS can predict a box of zero width; its IoU with itself is 0/0, taken as 1 (its own box), and with
+    any other box as 0."""
+    detections = torch.tensor([[[5.0, 5.0, 5.0, 9.0, 0.7, 2.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]])
+    targets = torch.tensor([[[5.0, 5.0, 5.0, 9.0, 2.0], [4.0, 4.0, 6.0, 9.0, 2.0]]])
+    assert affinity(detections, targets).tolist() == [[pytest.approx(0.7), 0.0]]

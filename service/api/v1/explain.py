@@ -12,15 +12,17 @@ from pydantic import BaseModel
 
 from ... import core
 from ...core import deadlines
+from ...core.causal import AnswersExplained, Generated
 from ...errors import InvalidInput
-from ..common import self_contained
+from ..common import plain, self_contained
 from ..deps import ServicesDep, label
 from ..disconnect import cancel_on_disconnect
 from ..events import Progress, progress_stream, wants_events
 from .bodies import parse, raw_image_doc
+from .causal_responses import answers_response, generated_response
+from .causal_schemas import AnswerExplainResponse, GenerateResponse
 from .responses import explain_response, predict_response
 from .schemas import (
-    BoxTarget,
     DetectExplainResponse,
     DetectPredictResponse,
     ErrorBody,
@@ -82,14 +84,17 @@ def body_doc(model: type[BaseModel], spec: type[BaseModel]) -> dict:
 
 
 @router.post("/{name}/predict", responses=ERRORS, openapi_extra=body_doc(PredictRequest, PredictSpec))
-async def predict(name: str, request: Request, services: ServicesDep) -> PredictResponse | DetectPredictResponse:
-    """Top-k predictions for each image."""
+async def predict(
+    name: str, request: Request, services: ServicesDep
+) -> PredictResponse | DetectPredictResponse | GenerateResponse:
+    """Top-k predictions for each input; a causal language model's continuation of each text."""
     label(request, model=name, method="")
     field, inputs, spec = await parse(request, services.settings, PredictRequest, PredictSpec)
     seconds = deadlines.seconds_for(spec.timeout_ms, services.settings.request_timeout_s)
 
-    async def work() -> PredictResponse | DetectPredictResponse:
-        return predict_response(await core.predict(services, name, field, inputs, spec.top_k))
+    async def work() -> PredictResponse | DetectPredictResponse | GenerateResponse:
+        result = await core.predict(services, name, field, inputs, spec.top_k, spec.generate)
+        return generated_response(result) if isinstance(result, Generated) else predict_response(result)
 
     return await cancel_on_disconnect(request, deadlines.within(seconds, work(), services.runner.metrics, name))
 
@@ -111,11 +116,11 @@ async def predict(name: str, request: Request, services: ServicesDep) -> Predict
         },
     },
     openapi_extra=body_doc(ExplainRequest, ExplainSpec),
-    response_model=ExplainResponse | MultiExplainResponse | DetectExplainResponse,
+    response_model=ExplainResponse | MultiExplainResponse | DetectExplainResponse | AnswerExplainResponse,
 )
 async def explain(
     name: str, request: Request, services: ServicesDep
-) -> Response | ExplainResponse | MultiExplainResponse | DetectExplainResponse:
+) -> Response | ExplainResponse | MultiExplainResponse | DetectExplainResponse | AnswerExplainResponse:
     """Predictions plus saliency maps; `Accept: image/png` gives the overlay, `text/event-stream` progress."""
     label(request, model=name, method="")
     field, inputs, spec = await parse(request, services.settings, ExplainRequest, ExplainSpec)
@@ -130,7 +135,9 @@ async def explain(
     seconds = deadlines.seconds_for(spec.timeout_ms, services.settings.request_timeout_s)
     metrics = services.runner.metrics
 
-    async def work(progress: Progress | None = None) -> ExplainResponse | MultiExplainResponse | DetectExplainResponse:
+    async def work(
+        progress: Progress | None = None,
+    ) -> ExplainResponse | MultiExplainResponse | DetectExplainResponse | AnswerExplainResponse:
         job = core.explain(
             services,
             name,
@@ -144,8 +151,13 @@ async def explain(
             output=spec.output,
             evaluate=spec.evaluate,
             progress=progress,
+            generate=spec.generate,
+            include_generated=spec.include_generated,
         )
-        response = explain_response(await deadlines.within(seconds, job, metrics, name), spec.methods is not None)
+        result = await deadlines.within(seconds, job, metrics, name)
+        if isinstance(result, AnswersExplained):
+            return answers_response(result)
+        response = explain_response(result, spec.methods is not None)
         metrics.images.labels(name, names[0] if len(names) == 1 else "multiple").inc(len(response.results))
         return response
 
@@ -164,13 +176,6 @@ async def explain(
         png = base64.b64decode(response.results[0].overlay_png or "")
         return Response(png, media_type="image/png", headers=png_headers(response))
     return response
-
-
-def plain(target: Any) -> Any:
-    """Box targets as the plain dicts the core reads (it never sees an API's schemas)."""
-    if isinstance(target, list):
-        return [plain(item) for item in target]
-    return target.model_dump() if isinstance(target, BoxTarget) else target
 
 
 def png_headers(response: ExplainResponse) -> dict[str, str]:

@@ -30,6 +30,7 @@ def response(checked: sanity.Checked) -> SanityResponse:
         detections=None
         if checked.detections is None
         else [[Detection(**asdict(d)) for d in image] for image in checked.detections],
+        answers=checked.answers,
         timing_ms=checked.timing_ms,
     )
 

@@ -65,5 +65,8 @@ class SanityResponse(BaseModel):
     detections: list[list[Detection]] | None = Field(
         None, description="A detector's: per image, the boxes every map explains (null for classifiers)."
     )
+    answers: list[str] | None = Field(
+        None, description="A causal language model's: per text, the answer every set of scores explains."
+    )
     results: list[MethodCheck]
     timing_ms: dict[str, float]

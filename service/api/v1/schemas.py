@@ -7,24 +7,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ...codecs.options import OutputOptions, Strict
+from ...core.generation import GenerateOptions
 from ...engine.plan import Objective
 from ...errors import InvalidInput
 from ...explainers.base import Capabilities
 from ...explainers.faithfulness import EvaluateSpec
-from ..common import ErrorBody, MethodSpec, TargetItem, TimeoutMs
+from ..common import BoxTarget, ErrorBody, MethodSpec, Target, TargetItem, TimeoutMs
 
-__all__ = ["ErrorBody", "MethodSpec", "TargetItem", "TimeoutMs"]  # and the models below
+__all__ = ["BoxTarget", "ErrorBody", "MethodSpec", "TargetItem", "TimeoutMs"]  # and the models below
 
 MAX_METHODS = 8
-
-
-class BoxTarget(Strict):
-    """A box a detector's map is made for: scored in each pass by the detection matching it best."""
-
-    box: list[float] = Field(
-        min_length=4, max_length=4, description="x0, y0, x1, y1 in the image's pixels (x right, y down)."
-    )
-    label: TargetItem = Field(description="The class: a label or a class index.")
 
 
 class ExplainSpec(Strict):
@@ -42,11 +34,13 @@ class ExplainSpec(Strict):
         description="Several methods on the same images: each result then has `explanations`, one per method in "
         "this order, and methods that can share passes do (gradient, input x gradient, Grad-CAM, Grad-CAM++).",
     )
-    target: TargetItem | list[TargetItem] | list[BoxTarget] | list[list[BoxTarget]] = Field(
+    target: Target = Field(
         "predicted",
         description='"predicted", a class index, a label, or a list with one per image. Detection models: '
         '"detections" (every reported detection; "predicted" means the same), or boxes to explain: a list for '
-        "every image, or a list of lists, one per image (at most max_detections each).",
+        "every image, or a list of lists, one per image (at most max_detections each). Causal language models: "
+        "the continuation to explain (one string for every text, or one per text), scored by teacher forcing; "
+        '"predicted" (the default) explains the model\'s own answer (see `generate`).',
     )
     objective: Objective = Field("logit", description="The score explained: logit, probability, log_probability.")
     top_k: int = Field(5, ge=1)
@@ -56,6 +50,14 @@ class ExplainSpec(Strict):
         description="Faithfulness of each map (image models): deletion and insertion curves and AUCs (RISE's "
         "definitions), next to a random ranking's AUC. Costs 2 x (steps + 1) forward passes per metric, image "
         "and method.",
+    )
+    generate: GenerateOptions | None = Field(
+        None,
+        description="Causal language models: explain the model's own answer, generated so (the model's defaults "
+        "where left out); the default when `target` is not a continuation.",
+    )
+    include_generated: bool = Field(
+        False, description="Causal language models: each answer token's row scores the answer tokens before it too."
     )
     timeout_ms: TimeoutMs = None
 
@@ -88,6 +90,9 @@ class ExplainRequest(ExplainSpec, Inputs):
 
 class PredictSpec(Strict):
     top_k: int = Field(5, ge=1)
+    generate: GenerateOptions | None = Field(
+        None, description="Causal language models: how to continue each text (the model's defaults where left out)."
+    )
     timeout_ms: TimeoutMs = None
 
 
@@ -226,8 +231,9 @@ class DetectExplainResponse(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str
-    kind: Literal["image", "text", "detection"] = Field(
-        description="What the model takes (`images`, or `texts`) and gives: classes, or boxes (detection)."
+    kind: Literal["image", "text", "detection", "causal_lm"] = Field(
+        description="What the model takes (`images`, or `texts`) and gives: classes, boxes (detection), or "
+        "continuations of the texts (causal_lm)."
     )
     architecture: str
     # A list, not a tuple: a tuple's JSON schema ("items" as an array) is not valid OpenAPI 3.1.

@@ -15,13 +15,17 @@ from ...codecs.options import OutputOptions
 from ...core.detect import Detected, DetectionsExplained
 from ...errors import InvalidInput, within_field
 from ...models import ModelSpec
+from ..common import plain
 from .parse import Call
 from .tensors import output
 
 
 async def run(services: core.Services, model: str, call: Call) -> tuple[dict[str, Any], list[bytes]]:
+    if services.pool.spec(model).kind == "causal_lm":
+        raise InvalidInput(f"v2 does not serve causal language models yet: use POST /v1/models/{model}/predict", "")
     if call.explain is None:
         predicted = await core.predict(services, model, call.field, call.inputs, top_k=1)
+        assert not isinstance(predicted, core.causal.Generated)
         if isinstance(predicted, Detected):
             return detections(model, call, predicted, services.pool.spec(model).max_detections)
         return response(model, call, predicted.logits, None, None)
@@ -37,13 +41,14 @@ async def run(services: core.Services, model: str, call: Call) -> tuple[dict[str
                 call.field,
                 call.inputs,
                 [spec.method],
-                target=spec.target,
+                target=plain(spec.target),
                 objective=spec.objective,
                 top_k=1,
                 output=options,
             )
+    assert not isinstance(explained, core.causal.AnswersExplained)
     if isinstance(explained, DetectionsExplained):
-        return explained_boxes(model, call, explained, services.pool.spec(model))
+        return explained_boxes(model, call, explained, services.pool.spec(model), isinstance(spec.target, list))
     method = explained.methods[0]
     services.runner.metrics.images.labels(model, method["name"]).inc(len(explained.maps))
     # The same float32 maps that v1's explain returns, one per input: [N, H, W] (or [N, C, H, W]).
@@ -66,10 +71,11 @@ def detections(
 
 
 def explained_boxes(
-    model: str, call: Call, explained: DetectionsExplained, spec: ModelSpec
+    model: str, call: Call, explained: DetectionsExplained, spec: ModelSpec, given: bool
 ) -> tuple[dict[str, Any], list[bytes]]:
     """A detector's explained boxes as detection tensors, and `saliency` [N, K, H, W]: each box's map (v1's
-    float32 maps at the input size), zeros for the padding boxes."""
+    float32 maps at the input size), zeros for the padding boxes. `given`: the boxes are the client's (their
+    scores their affinity to the detections, as v1 reports), echoed per input with class indices as labels."""
     n, k = len(explained.detections), spec.max_detections
     saliency = np.zeros((n, k, *spec.input_size), np.float32)
     for i, per_box in enumerate(explained.maps):
@@ -77,7 +83,10 @@ def explained_boxes(
             saliency[i, j] = array_of(fields[0]["saliency"])
     found = Detected(model, explained.detections, explained.timing_ms, torch.zeros(0))
     body, binary = detections(model, call, found, k, {"saliency": saliency})
-    body["parameters"] = {"explain": {"method": explained.methods[0], "target": "detections"}}
+    target: Any = "detections"
+    if given:
+        target = [[{"box": list(d.box), "label": d.index} for d in image] for image in explained.detections]
+    body["parameters"] = {"explain": {"method": explained.methods[0], "target": target}}
     return body, binary
 
 

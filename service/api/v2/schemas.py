@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from ...codecs.options import Strict
 from ...engine.plan import Objective
 from ...explainers.postprocess import Normalize, Reduce
-from ..common import MethodSpec, TargetItem
+from ..common import MethodSpec, Target
 
 Dimension = Annotated[StrictInt, Field(ge=0, lt=2**63)]  # "representable as an unsigned 64-bit integer"
 Parameters = dict[str, Any]
@@ -57,8 +57,11 @@ class ExplainParameter(Strict):
     """The `explain` request parameter: one method on every input, as v1's explain request gives it."""
 
     method: MethodSpec = Field("gradient", description='A method name, or {"name": ..., **parameters}.')
-    target: TargetItem | list[TargetItem] = Field(
-        "predicted", description='"predicted", a class index, a label, or a list with one per input.'
+    target: Target = Field(
+        "predicted",
+        description='"predicted", a class index, a label, or a list with one per input. Detection models: '
+        '"detections" (the default; "predicted" means the same) or boxes, as v1\'s target: a list of '
+        '{"box": [x0, y0, x1, y1], "label"} for every input, or a list of them per input.',
     )
     objective: Objective = "logit"
     output: SaliencyOutput = Field(default_factory=SaliencyOutput)

@@ -32,9 +32,7 @@ class Batches:
     ) -> None:
         self.backend, self.field, self.batch_size, self.done = backend, field, batch_size, done
         # boxes: a detection model's images, each result a DetectionsResult (per box, its maps)
-        self.call: Callable[..., Explained | DetectionsExplained] = (
-            backend.explain_boxes if boxes and backend.explain_boxes else backend.explain
-        )
+        self.call: Callable[..., Explained | DetectionsExplained] = backend.explain_boxes if boxes else backend.explain
         self.method: dict[str, Any] | None = None
 
     def run(self, items: list[Item]) -> Iterator[Outcome]:

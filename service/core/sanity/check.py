@@ -2,7 +2,8 @@
 
 - model randomization: a fresh copy of the served model (randomize.fresh_copy) has its top-level blocks
   re-initialized one at a time from the output down, cumulatively; after each block the maps are recomputed.
-- detectors (boxes.py): the same cascade over the detector's parts, one map per box.
+- detectors (boxes.py): the same cascade over the detector's parts, one map per box; causal LMs
+  (answers.py): over the decoder blocks, the prompt's scores per answer token.
 - data randomization: the maps of a reference model trained on shuffled labels, same architecture.
 Every map explains the class the original model's map explained, so only the model changes. The copy's
 passes go through the device's scheduler like any request's (batched, counted, cancellable); the served
@@ -29,7 +30,7 @@ from ..plans import Method
 from ..results import Ranked, rank
 from ..rows import RowCount, check_request, count_rows
 from ..services import Services
-from . import boxes, randomize
+from . import answers, boxes, randomize
 from .runs import MapSet, Runs
 from .similarity import mean_similarity
 from .verdict import Threshold, verdict
@@ -56,6 +57,7 @@ class Checked:
     results: list[MethodCheck]
     timing_ms: dict[str, float]
     detections: list | None = None  # detectors: per image, the boxes every map explains (core/detect.Detection)
+    answers: list[str] | None = None  # causal LMs: per text, the answer every set of scores explains
 
 
 @dataclass
@@ -89,8 +91,9 @@ async def sanity(
     progress: Progress | None = None,
 ) -> Checked:
     loaded = await asyncio.to_thread(services.pool.get, model)
-    if loaded.kind == "detection":
-        return await boxes.check(
+    if loaded.kind in ("detection", "causal_lm"):
+        checker = boxes.check if loaded.kind == "detection" else answers.check
+        return await checker(
             services, loaded, field, inputs, methods, test=test, reference_model=reference_model,
             target=target, seed=seed, progress=progress,
         )  # fmt: skip

@@ -26,7 +26,19 @@ def blocks(module: nn.Module) -> list[tuple[str, nn.Module]]:
     class token) are not randomized."""
     if isinstance(module, Detector):
         return list(reversed(detector_blocks(module)))
-    return list(reversed(opened(user_model(module), "")))
+    return untied(list(reversed(opened(user_model(module), ""))))
+
+
+def untied(cascade: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
+    """Without the blocks whose every parameter is also a block's nearer the input: a language model's head
+    tied to its token embedding (GPT-2's lm_head) is re-drawn with the embedding, where the weight first
+    acts, not as the first step (which would randomize the embedding with the head)."""
+    out = []
+    for i, (name, block) in enumerate(cascade):
+        later = {id(p) for _, other in cascade[i + 1 :] for p in other.parameters()}
+        if not all(id(p) in later for p in block.parameters()):
+            out.append((name, block))
+    return out
 
 
 OPENED_STAGES = 8  # a backbone's feature extractor with more parts (MobileNet's 17 layers) is one step
@@ -85,12 +97,18 @@ def fresh_copy(loaded: LoadedModel) -> nn.Module:
     from ...models import build
 
     served = loaded.prepared.original if loaded.prepared is not None else loaded.module
-    if loaded.kind == "text":
+    if loaded.kind == "causal_lm":
+        from ...models import causal_lm
+
+        assert isinstance(served, causal_lm.CausalLM)
+        model, _ = causal_lm.load(loaded.spec)
+        copy: nn.Module = causal_lm.CausalLM(model, served.layer_name, served.max_length)
+    elif loaded.kind == "text":
         from ...models import text as text_models
 
         assert isinstance(served, TextClassifier)
         model, _ = text_models.load(loaded.spec)
-        copy: nn.Module = TextClassifier(model, served.layer_name)
+        copy = TextClassifier(model, served.layer_name)
     elif isinstance(served, Detector):
         copy = Detector(build.loader.load(loaded.spec), served.candidates)
     else:

@@ -137,7 +137,12 @@ def test_models_and_methods_say_what_takes_texts(client):
     assert info["architecture"].startswith("transformers:") and "/" not in info["architecture"]
     methods = {m["name"]: m for m in client.get("/v1/methods").json()}
     assert methods["gradcam"]["capabilities"]["modalities"] == ["image", "detection"]
-    assert set(methods["integrated_gradients"]["capabilities"]["modalities"]) == {"image", "text", "detection"}
+    assert set(methods["integrated_gradients"]["capabilities"]["modalities"]) == {
+        "image",
+        "text",
+        "detection",
+        "causal_lm",
+    }
     assert methods["integrated_gradients"]["text_parameters"]["properties"]["baseline"]["default"] == "pad"
 
 
