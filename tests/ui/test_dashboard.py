@@ -1,22 +1,28 @@
 """The dashboard in a real browser (Debian's chromium driven by Playwright) against a real server with the demo
 models and an API key: the key prompt, two maps from an uploaded image, opacity and colormap redrawn without a
-request (pixel for pixel the server's own overlays), progress, the model comparison, text highlighting and
-the sanity-check curves. Screenshots go to $SALIENCY_UI_ARTIFACTS (else a temporary folder; the path is
+request (pixel for pixel the server's own overlays), progress, the model comparison, text highlighting, the
+sanity-check curves, and a causal language model's answers (on a second server with two tiny GPT-2s).
+Screenshots go to $SALIENCY_UI_ARTIFACTS (else a temporary folder; the path is
 printed): look at them."""
 
 from __future__ import annotations
 
 import base64
 import io
+import os
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
+from causal_lms import gpt2, write_lm
 from matplotlib import colormaps
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
+from servers import serving
 
 from service.demo import samples
+from service.keys import hash_key
 
 READY = "body[data-ready=true]"
 
@@ -63,6 +69,20 @@ def server_overlays(api, png: bytes, methods: list, colormap: str, alpha: float,
         e["method"]["name"]: np.asarray(Image.open(io.BytesIO(base64.b64decode(e["overlay_png"]))).convert("RGB"))
         for e in response.json()["results"][0]["explanations"]
     }
+
+
+def diverging(scores: list[float], colormap: str = "RdBu_r", alpha: float = 0.5) -> list[str]:
+    """The CSS colours of tokens with these scores on the text view's signed scale (its largest |score| at an end)."""
+    peak = max(abs(s) for s in scores)
+    rgb = [colormaps[colormap]((s / peak + 1) / 2, bytes=True)[:3] for s in scores]
+    return [f"rgba({r}, {g}, {b}, {alpha})" for r, g, b in rgb]
+
+
+def token_colours(where: Page | Locator) -> list[tuple[str, str]]:
+    """Each highlighted token's text and background colour."""
+    return where.locator(".token").evaluate_all(
+        "(spans) => spans.map((s) => [s.textContent, getComputedStyle(s).backgroundColor])"
+    )
 
 
 def run(page: Page, cards: int, selector: str = ".column .card") -> None:
@@ -236,17 +256,11 @@ def test_a_text_models_view_highlights_its_tokens(page, api, shot):
     methods = ["gradient", {"name": "integrated_gradients", "steps": 16}]
     body = {"texts": [text], "methods": methods, "output": {"saliency": "none"}}
     explanations = api.post("/v1/models/reviews-shortcut/explain", json=body).json()["results"][0]["explanations"]
-    cmap = colormaps["RdBu_r"]
     for card, explanation in zip(page.locator(".card").all(), explanations, strict=True):
-        spans = card.locator(".token").evaluate_all(
-            "(spans) => spans.map((s) => [s.textContent, getComputedStyle(s).backgroundColor])"
-        )
+        spans = token_colours(card)
         tokens = [t for t in explanation["tokens"] if not t["special"]]
         assert [text for text, _ in spans] == [t["text"] for t in tokens]
-        peak = max(abs(t["score"]) for t in tokens)
-        for (_, colour), token in zip(spans, tokens, strict=True):
-            r, g, b, _ = cmap((token["score"] / peak + 1) / 2, bytes=True)
-            assert colour == f"rgba({r}, {g}, {b}, 0.5)"
+        assert [colour for _, colour in spans] == diverging([t["score"] for t in tokens])
         assert len({colour for _, colour in spans}) >= 3
         assert card.inner_text().startswith(explanation["method"]["name"])
 
@@ -352,3 +366,152 @@ def test_a_detectors_boxes_each_show_their_own_maps_on_a_click(page, api, scene_
     page.mouse.click(bounds["x"] + scale * (x0 + x1) / 2, bounds["y"] + scale * (y0 + y1) / 2)
     expect(page.locator("canvas.map[data-box='0']")).to_have_count(2)
     expect(boxes.nth(0)).to_have_attribute("aria-pressed", "true")
+
+
+PROMPT = "the cat sat on the"  # tests/causal_lms.py's words
+ANSWER = "mat under the tree"
+
+
+class TestACausalLanguageModel:
+    """Two tiny GPT-2s (random weights, other seeds) on a server of their own: the prompt and the answer to explain,
+    a chip per answer token that recolours the prompt by that token's scores, the model's own answer when none
+    is written, two models side by side, and the sanity check."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server(cls, tmp_path_factory, api_key):
+        folder = tmp_path_factory.mktemp("lms")
+        first = write_lm(folder, "tiny-lm").read_text()
+        second = write_lm(folder, "tiny-lm-b").read_text()
+        gpt2(seed=1).save_pretrained(folder / "tiny-lm-b")  # another model: other scores
+        config = folder / "both.toml"
+        config.write_text(first + second)
+        env = {**os.environ, "SALIENCY_DEVICE": "cpu", "SALIENCY_CONFIG": str(config),
+               "SALIENCY_API_KEY_HASHES": f"{hash_key(api_key)}:dashboard"}  # fmt: skip
+        with serving([], env, folder / "server.log", startup_s=180) as (_, base):
+            yield base
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def api(cls, server, api_key):
+        with httpx.Client(base_url=server, headers={"X-API-Key": api_key}, timeout=120) as client:
+            yield client
+
+    @staticmethod
+    def ask(page: Page, answer: str, methods: list[str], model: str = "tiny-lm") -> None:
+        page.select_option("#model", model)
+        page.fill("#text", PROMPT)
+        page.fill("#answer", answer)
+        choose_methods(page, methods)
+
+    @staticmethod
+    def explained(api, model: str = "tiny-lm", **request) -> dict:
+        response = api.post(f"/v1/models/{model}/explain", json={"texts": [PROMPT], **request})
+        assert response.status_code == 200, response.text
+        return response.json()["results"][0]
+
+    def test_choosing_one_shows_the_prompt_and_the_answer_to_explain_only(self, page, api):
+        page.select_option("#model", "tiny-lm")
+        assert page.inner_text(".for-text h2") == "Prompt"
+        for shown in ("#text", "#answer", "#max-new-tokens"):
+            expect(page.locator(shown)).to_be_visible()
+        expect(page.locator("#max-new-tokens")).to_have_value("8")
+        for hidden in ("#target", "#normalize", "#evaluate", "#drop-zone", "#text-samples"):
+            expect(page.locator(hidden)).to_be_hidden()
+        offered = page.locator(".method-row").evaluate_all("(rows) => rows.map((row) => row.dataset.method)")
+        methods = api.get("/v1/methods").json()
+        assert offered == [m["name"] for m in methods if "causal_lm" in m["capabilities"]["modalities"]]
+        assert offered == ["gradient", "input_x_gradient", "integrated_gradients", "occlusion"]
+        # The text parameters (occlusion's window is in tokens).
+        expect(page.locator(".method-row[data-method=occlusion] [data-param=window]")).to_have_count(1)
+        page.fill("#answer", ANSWER)
+        expect(page.locator("#max-new-tokens")).to_be_disabled()  # a written answer is not generated
+
+    def test_an_answers_tokens_each_recolour_the_prompt_by_their_own_scores(self, page, api, shot):
+        self.ask(page, ANSWER, ["gradient", "occlusion"])
+        run(page, cards=2)
+        result = self.explained(api, target=ANSWER, methods=["gradient", "occlusion"])
+        chips = page.locator(".column .answer-token:not([data-index=whole])")
+        assert chips.all_inner_texts() == ANSWER.split()
+        assert [chip.get_attribute("title") for chip in chips.all()] == [
+            f"log p = {t['log_prob']:.3f}" for t in result["answer"]["tokens"]
+        ]
+        expect(page.locator(".answer-note")).to_have_text(
+            f"the given answer, log p = {result['answer']['log_prob']:.3f}"
+        )
+        cards = page.locator(".column .card").all()
+
+        def shown(chosen: str) -> list[list[str]]:
+            expect(page.locator(f".tokens[data-answer-token='{chosen}']")).to_have_count(2)
+            colours = [token_colours(card) for card in cards]
+            assert all([text for text, _ in spans] == PROMPT.split() for spans in colours)
+            return [[colour for _, colour in spans] for spans in colours]
+
+        explanations = result["explanations"]
+        whole = shown("whole")
+        assert whole == [diverging(e["answer_scores"]) for e in explanations]
+        chips.nth(1).click()  # "under": its row of scores
+        second = shown("1")
+        assert second == [diverging(e["scores"][1]) for e in explanations] and second != whole
+        expect(chips.nth(1)).to_have_attribute("aria-pressed", "true")
+        shot(page, "causal-lm-answer-token")
+        page.select_option("#colormap", "viridis")  # redrawn without a request, still the chosen token's
+        assert shown("1") == [diverging(e["scores"][1], "viridis") for e in explanations]
+        page.select_option("#colormap", "RdBu_r")
+        chips.nth(1).click()  # again: the whole answer
+        assert shown("whole") == whole
+        chips.nth(3).click()
+        assert shown("3") == [diverging(e["scores"][3]) for e in explanations]
+        page.click(".answer-token[data-index=whole]")
+        assert shown("whole") == whole
+        expect(page.locator(".answer-token[data-index=whole]")).to_have_attribute("aria-pressed", "true")
+
+    def test_an_empty_answer_explains_the_models_own(self, page, api):
+        self.ask(page, "", ["gradient"])
+        page.fill("#max-new-tokens", "3")
+        sent = []
+        page.on("request", lambda request: sent.append(request.post_data_json) if request.method == "POST" else None)
+        run(page, cards=1)
+        assert sent == [{"methods": [{"name": "gradient"}], "texts": [PROMPT], "generate": {"max_new_tokens": 3}}]
+        result = self.explained(api, generate={"max_new_tokens": 3}, methods=["gradient"])
+        chips = page.locator(".answer-token:not([data-index=whole])")
+        assert 1 <= chips.count() <= 3
+        assert chips.all_inner_texts() == [t["text"].strip() for t in result["answer"]["tokens"]]
+        expect(page.locator(".answer-note")).to_contain_text("the model's own answer")
+        colours = [colour for _, colour in token_colours(page.locator(".card"))]
+        assert colours == diverging(result["explanations"][0]["answer_scores"])
+
+    def test_two_language_models_side_by_side(self, page, api, shot):
+        page.click("button[data-view=compare]")
+        self.ask(page, ANSWER, ["gradient"])
+        assert page.input_value("#model-b") == "tiny-lm-b"
+        run(page, cards=2)
+        shot(page, "causal-lm-compare")
+        drawn = {}
+        for model in ("tiny-lm", "tiny-lm-b"):
+            column = page.locator(f".column[data-model='{model}']")
+            expect(column.locator(".answer-token:not([data-index=whole])")).to_have_count(4)
+            drawn[model] = [colour for _, colour in token_colours(column)]
+            scores = self.explained(api, model, target=ANSWER, methods=["gradient"])["explanations"][0]
+            assert drawn[model] == diverging(scores["answer_scores"])
+        assert drawn["tiny-lm"] != drawn["tiny-lm-b"]
+
+    def test_the_sanity_view_randomizes_its_blocks(self, page, api, shot):
+        page.click("button[data-view=sanity]")
+        self.ask(page, ANSWER, ["gradient"])
+        expect(page.locator("#max-new-tokens")).to_be_hidden()  # sanity takes no generation options
+        expect(page.locator("#sanity-test option[value=data_randomization]")).to_be_disabled()
+        run(page, cards=1, selector=".sanity .card")
+        shot(page, "causal-lm-sanity")
+        body = {"texts": [PROMPT], "target": ANSWER, "methods": [{"name": "gradient"}], "test": "model_randomization"}
+        response = api.post("/v1/models/tiny-lm/sanity", json=body)
+        assert response.status_code == 200, response.text
+        (result,) = response.json()["results"]
+        card = page.locator(".sanity .card")
+        expect(page.locator(".sanity .answer-note")).to_have_text(f"answer: {ANSWER}")
+        expect(card.locator(".verdict")).to_have_text(result["verdict"])
+        points = card.locator("polyline[data-series=spearman]").get_attribute("points")
+        assert len(points.split()) == len(result["steps"]) == 5
+        expect(card.locator("polyline[data-series=ssim]")).to_have_count(0)  # texts have no SSIM
+        steps = card.locator("text[data-step]").evaluate_all("(labels) => labels.map((l) => l.dataset.step)")
+        assert steps == result["steps"]

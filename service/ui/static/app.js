@@ -1,5 +1,6 @@
 // The dashboard: wires the controls to the public API and the views (explain, compare, sanity).
 
+import { fillAnswers } from "./answers.js";
 import { apiKey, askForKey, getJSON, setApiKey, streamed } from "./api.js";
 import { loadSamples, watchImageInputs } from "./inputs.js";
 import { fillDetections } from "./detections.js";
@@ -20,6 +21,7 @@ const PAIRS = {
 };
 
 const model = () => state.models.find((m) => m.name === $("model").value);
+const TEXT_KINDS = ["text", "causal_lm"];
 const display = () => ({ colormap: $("colormap").value, opacity: Number($("opacity").value) });
 
 function showError(error) {
@@ -39,7 +41,12 @@ function onModel() {
   const peers = state.models.filter((m) => m.kind === chosen.kind).map((m) => m.name);
   options($("model-b"), peers.filter((name) => name !== chosen.name), PAIRS[chosen.name]);
   options($("reference-model"), peers.filter((name) => name !== chosen.name), `${chosen.name}-random-labels`);
-  if (!state.colormapTouched) $("colormap").value = chosen.kind === "text" ? "RdBu_r" : "jet";
+  if (!state.colormapTouched) $("colormap").value = TEXT_KINDS.includes(chosen.kind) ? "RdBu_r" : "jet";
+  // Only classifiers have a shuffled-labels twin to compare with.
+  const classifier = ["image", "text"].includes(chosen.kind);
+  $("sanity-test").querySelector("[value=data_randomization]").disabled = !classifier;
+  if (!classifier) $("sanity-test").value = "model_randomization";
+  document.body.dataset.test = $("sanity-test").value;
   const previous = checkedNames($("methods"));
   showMethods($("methods"), state.methods, chosen, previous);
   setTarget("predicted");
@@ -54,17 +61,36 @@ function setTarget(value, label) {
 }
 
 function input() {
-  if (model().kind === "text") {
+  if (TEXT_KINDS.includes(model().kind)) {
     const text = $("text").value;
-    if (!text.trim()) throw new Error("write a text first");
+    if (!text.trim()) throw new Error(model().kind === "text" ? "write a text first" : "write a prompt first");
     return { kind: "text", text };
   }
   if (!state.image) throw new Error("choose an image first (a demo sample, a file, a drop or a paste)");
   return state.image;
 }
 
+// The answer written for a language model to explain (by teacher forcing); null: explain the model's own.
+function answerTarget() {
+  const answer = $("answer").value;
+  return answer.trim() ? answer : null;
+}
+
+function generation() {
+  const tokens = $("max-new-tokens").valueAsNumber;
+  if (!Number.isInteger(tokens) || tokens < 1) throw new Error("max new tokens: a whole number, 1 or more");
+  return { max_new_tokens: tokens };
+}
+
 function body(given) {
   const normalize = $("normalize").value || undefined;
+  if (model().kind === "causal_lm") {
+    const request = { methods: methodSpecs($("methods")), texts: [given.text] };
+    const answer = answerTarget();
+    if (answer) request.target = answer;
+    else request.generate = generation();
+    return request;
+  }
   const target = $("target").value === "predicted" ? "predicted" : Number($("target").value);
   const request = { methods: methodSpecs($("methods")), target, top_k: Math.min(5, model().num_classes) };
   if (model().kind === "detection") {
@@ -98,6 +124,7 @@ async function explainInto(column, name, request, given) {
     };
     const shown = { response, input: given, signed: signedFor(given.kind), display: display(), onTarget };
     if (response.results[0].detections) fillDetections(column, shown);
+    else if (response.results[0].answer) fillAnswers(column, shown);
     else fillColumn(column, shown);
   } catch (error) {
     failColumn(column, error);
@@ -106,7 +133,9 @@ async function explainInto(column, name, request, given) {
 }
 
 async function runSanity(given) {
-  const request = { methods: methodSpecs($("methods")), target: "predicted", test: $("sanity-test").value };
+  // A language model's own answer is generated as its settings say: sanity takes no generation options.
+  const target = model().kind === "causal_lm" ? answerTarget() ?? "predicted" : "predicted";
+  const request = { methods: methodSpecs($("methods")), target, test: $("sanity-test").value };
   request[given.kind === "image" ? "images" : "texts"] = [given.kind === "image" ? given.b64 : given.text];
   if (request.test === "data_randomization") request.reference_model = $("reference-model").value;
   const column = pendingColumn(model().name);
@@ -172,6 +201,8 @@ function wire() {
   $("sanity-test").addEventListener("change", () => (document.body.dataset.test = $("sanity-test").value));
   $("target").addEventListener("change", run);
   $("run").addEventListener("click", run);
+  // A written answer is explained as it is: there is nothing to generate.
+  $("answer").addEventListener("input", () => ($("max-new-tokens").disabled = Boolean(answerTarget())));
   $("colormap").addEventListener("change", () => {
     state.colormapTouched = true;
     repaint($("results"), display());

@@ -6,6 +6,7 @@ const DEFAULTS = {
   image: ["gradient", "gradcam"],
   text: ["gradient", "integrated_gradients"],
   detection: ["gradcam", "drise"],
+  causal_lm: ["gradient", "integrated_gradients"],
 };
 const COST = "forward + backward passes per image at 224 x 224 with the default parameters";
 
@@ -18,7 +19,8 @@ export function showMethods(container, methods, model, previous) {
     if (!method.capabilities.modalities.includes(kind)) continue;
     // The attention methods read a transformer's attention: a loaded model without one would answer 422.
     if (method.capabilities.reads_attention && model.state === "loaded" && !model.attention) continue;
-    const schema = kind === "text" ? method.text_parameters : method.parameters;
+    // A classifier's texts and a language model's prompts take the text parameters (in tokens, not pixels).
+    const schema = kind === "text" || kind === "causal_lm" ? method.text_parameters : method.parameters;
     const form = parameterForm(schema, model);
     const box = element("input", { type: "checkbox", value: method.name, checked: chosen.has(method.name) });
     const label = element(

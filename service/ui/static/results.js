@@ -5,7 +5,8 @@
 import { decodeArray, paint, tokenColour } from "./maps.js";
 import { element } from "./params.js";
 
-const fixed = (value, digits = 3) => (typeof value === "number" ? value.toFixed(digits) : String(value));
+export const fixed = (value, digits = 3) => (typeof value === "number" ? value.toFixed(digits) : String(value));
+export const diagnosticName = (name) => (name === "completeness_delta" ? "completeness Δ" : name);
 
 function parameters(method) {
   const rest = Object.entries(method).filter(([name, value]) => name !== "name" && value !== null);
@@ -47,11 +48,9 @@ function numbers(result, explanation) {
     rows.push([`${metric} AUC`, `${fixed(f.auc)} (random ${fixed(f.random_auc)})`]);
   }
   for (const [name, value] of Object.entries(explanation.diagnostics ?? {})) {
-    rows.push([name === "completeness_delta" ? "completeness Δ" : name, fixed(value, 4)]);
+    rows.push([diagnosticName(name), fixed(value, 4)]);
   }
-  const list = element("dl");
-  for (const [term, value] of rows) list.append(element("dt", {}, term), element("dd", {}, value));
-  return list;
+  return termList(rows);
 }
 
 function imageCard(explanation, input, signed) {
@@ -66,25 +65,49 @@ function imageCard(explanation, input, signed) {
 }
 
 function textCard(explanation, input, signed) {
+  const { paragraph, spans } = tokenParagraph(input.text, explanation.tokens);
+  const scores = explanation.tokens.map((token) => token.score);
+  return { node: paragraph, draw: (display) => paintTokens(spans, scores, display, signed) };
+}
+
+// A text with a span per token that has its place in it: the paragraph, and each span with its token's index.
+export function tokenParagraph(text, tokens) {
   const paragraph = element("p", { class: "tokens" });
   const spans = [];
   let cursor = 0;
-  for (const token of explanation.tokens) {
+  tokens.forEach((token, index) => {
     // Special tokens have no place in the text; overlapping offsets would repeat characters.
-    if (token.special || token.start === null || token.start < cursor || token.end <= token.start) continue;
-    paragraph.append(input.text.slice(cursor, token.start));
-    const words = input.text.slice(token.start, token.end);
-    const span = element("span", { class: "token", title: fixed(token.score) }, words);
-    spans.push([span, token.score]);
+    if (token.special || token.start === null || token.start < cursor || token.end <= token.start) return;
+    paragraph.append(text.slice(cursor, token.start));
+    const span = element("span", { class: "token" }, text.slice(token.start, token.end));
+    spans.push({ span, index });
     paragraph.append(span);
     cursor = token.end;
+  });
+  paragraph.append(text.slice(cursor));
+  return { paragraph, spans };
+}
+
+// Colours each span by scores[its index], scaled by the largest |score| shown (the server's scale for texts).
+export function paintTokens(spans, scores, { colormap, opacity }, signed) {
+  const peak = Math.max(0, ...spans.map(({ index }) => Math.abs(scores[index])));
+  for (const { span, index } of spans) {
+    span.title = fixed(scores[index]);
+    span.style.backgroundColor = tokenColour(colormap, scores[index], peak, signed, opacity);
   }
-  paragraph.append(input.text.slice(cursor));
-  const peak = Math.max(0, ...spans.map(([, score]) => Math.abs(score)));
-  const draw = ({ colormap, opacity }) => {
-    for (const [span, score] of spans) span.style.backgroundColor = tokenColour(colormap, score, peak, signed, opacity);
-  };
-  return { node: paragraph, draw };
+}
+
+// A card's caption: the method's name and its parameters.
+export function methodCaption(method) {
+  const text = parameters(method);
+  return element("figcaption", { title: text }, element("strong", {}, method.name), element("small", {}, ` ${text}`));
+}
+
+// A list of [term, value] rows.
+export function termList(rows) {
+  const list = element("dl");
+  for (const [term, value] of rows) list.append(element("dt", {}, term), element("dd", {}, value));
+  return list;
 }
 
 // Fills a pending column with the response of a multi-method explain request.
@@ -97,12 +120,7 @@ export function fillColumn(column, { response, input, signed, display, onTarget 
     const card = input.kind === "image" ? imageCard(explanation, input, signed) : textCard(explanation, input, signed);
     card.draw(display);
     column.items.push(card);
-    const caption = element(
-      "figcaption",
-      { title: parameters(explanation.method) },
-      element("strong", {}, explanation.method.name),
-      element("small", {}, ` ${parameters(explanation.method)}`),
-    );
+    const caption = methodCaption(explanation.method);
     const figure = element("figure", { class: "card", "data-method": explanation.method.name }, caption, card.node);
     grid.append(figure);
     figure.append(numbers(result, explanation));

@@ -23,6 +23,10 @@ export function sanityColumn(response) {
   const reference = response.reference_model ? ` against ${response.reference_model}` : "";
   const column = element("div", { class: "column sanity", "data-model": response.model });
   column.append(element("h2", {}, `${response.test.replaceAll("_", " ")}: ${response.model}${reference}`));
+  // A language model's: the answer every set of scores explains.
+  for (const answer of response.answers ?? []) {
+    column.append(element("p", { class: "answer-note" }, `answer: ${answer}`));
+  }
   const grid = element("div", { class: "grid" });
   for (const result of response.results) {
     const series = SERIES.filter(([name]) => (result[name] ?? []).some((v) => v !== null)).map(([name, colour]) => ({
