@@ -1,6 +1,6 @@
 """Where `saliency-service explain` and `audit` explain: here (the service's own core, in this process) or by a
-running server through the Python client. Both give the client's `Explained`, so the commands read one kind of
-answer."""
+running server through the Python client. Both give the client's `Explained` (`DetectionsExplained` for a
+detector's boxes, `AnswersExplained` for a causal LM's answers), so the commands read one kind of answer."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from saliency_client import AnswersExplained, Client, DetectionsExplained, Explained, Progress
 from saliency_client import ServiceError as ClientError
+from saliency_client.language import parse_answers
 from saliency_client.results import parse_explained, parse_explanation
 
 from ..settings import Settings
 from .errors import CommandError
+from .language import answers_json
 
 if TYPE_CHECKING:
     from .. import core
@@ -36,6 +38,9 @@ class Backend:
     model: Callable[[], dict[str, Any]]
     # A detection model's images: per image, per box, its maps (the same request otherwise).
     explain_boxes: Callable[[Sequence[str], str, Progress | None], DetectionsExplained]
+    # A causal LM's prompts (field "texts"): per prompt, its answer and per answer token the prompt's scores.
+    # The request: language.answers_request's (the method, the target or `generate`).
+    explain_answers: Callable[[Sequence[str], str, Progress | None], AnswersExplained]
 
 
 def open_batches(args: argparse.Namespace, request: dict[str, Any]):
@@ -67,7 +72,13 @@ def remote(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Backen
                 raise CommandError(f"model {args.model!r} answered as a classifier, not with boxes")
             return answer
 
-        yield Backend(explain, model, explain_boxes)
+        def explain_answers(inputs: Sequence[str], field: str, progress: Progress | None) -> AnswersExplained:
+            answer = client.explain(args.model, texts=list(inputs), progress=progress, **request)
+            if not isinstance(answer, AnswersExplained):
+                raise CommandError(f"model {args.model!r} answered with maps, not as a causal language model")
+            return answer
+
+        yield Backend(explain, model, explain_boxes, explain_answers)
 
 
 @contextmanager
@@ -120,13 +131,34 @@ def local(args: argparse.Namespace, request: dict[str, Any]) -> Iterator[Backend
         assert isinstance(parsed, DetectionsExplained)
         return parsed
 
+    def explain_answers(inputs: Sequence[str], field: str, progress: Progress | None) -> AnswersExplained:
+        from ..core.causal import AnswersExplained as Answers
+        from ..core.generation import GenerateOptions
+
+        given = request.get("generate")
+        work = core.explain(
+            services,
+            args.model,
+            field,
+            list(inputs),
+            [request["method"]],
+            target=request.get("target", "predicted"),
+            output=output,
+            progress=progress,
+            generate=None if given is None else GenerateOptions.model_validate(given),
+        )
+        result = loop.run(work)
+        if not isinstance(result, Answers):
+            raise CommandError(f"model {args.model!r} is not a causal language model")
+        return parse_answers(answers_json(result))
+
     def model() -> dict[str, Any]:
         services.pool.get(args.model)  # loads it (an unknown model raises), so that its labels are known
         return asdict(describe(services, args.model))
 
     try:
         with asyncio.Runner() as loop:
-            yield Backend(explain, model, explain_boxes)
+            yield Backend(explain, model, explain_boxes, explain_answers)
     finally:
         services.close()
 
@@ -136,9 +168,9 @@ DETECTORS = "model {model!r} is a detection model: its images are explained per 
 
 def classifier_answer(answer: Explained | DetectionsExplained | AnswersExplained, model: str) -> Explained:
     """A classifier's maps; a detector's boxes end the command in one line (they come by explain_boxes), as
-    does a language model's answer (the commands do not explain causal LMs yet: POST .../explain does)."""
+    does a language model's answer (explain_answers)."""
     if isinstance(answer, AnswersExplained):
-        raise CommandError(f"model {model!r} is a causal language model: use POST /v1/models/{model}/explain")
+        raise CommandError(f"model {model!r} is a causal language model: explain its prompts (explain --prompt)")
     if not isinstance(answer, Explained):
         raise CommandError(DETECTORS.format(model=model))
     return answer

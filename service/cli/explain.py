@@ -1,6 +1,6 @@
 """`saliency-service explain IMAGE...`: explanations here, or through a running server with the Python client
 (service.client), with a progress bar; an overlay PNG per image (and per box, for a detection model: see
-boxes.py) and a JSON summary on stdout."""
+boxes.py) and a JSON summary on stdout. A causal language model's `--prompt TEXT...`: prompts.py."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ..errors import ServiceError
 from .backends import open_batches
 from .boxes import box_target, write_boxes
 from .errors import CommandError
+from .language import MAX_NEW_TOKENS, TOP_TOKENS, lm_only
 from .outputs import overlay_paths, write_overlay
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -26,6 +27,12 @@ def explain(args: argparse.Namespace) -> None:
     """Each image's explanation, here or (with --url) by a running server: overlay PNGs and a JSON summary."""
     if args.url and args.config:
         raise CommandError("--config is for explaining here: a server explains with its own models")
+    if args.prompt:
+        from .prompts import explain_prompts  # which reads this module's helpers
+
+        return explain_prompts(args)
+    if not args.images:
+        raise CommandError("give images to explain (or a causal language model's prompts with --prompt TEXT)")
     images = image_paths(args.images)
     batch = len(images) > 1 or any(Path(p).is_dir() for p in args.images)
     outputs = overlay_paths(images, args.output, batch)
@@ -33,7 +40,11 @@ def explain(args: argparse.Namespace) -> None:
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     summaries: list[dict[str, Any]] = []
     with open_batches(args, request) as backend, ProgressBar(show and batch, "images", "image") as files:
-        boxes = backend.model()["kind"] == "detection"
+        kind = backend.model()["kind"]
+        if kind == "causal_lm":
+            raise CommandError(f"model {args.model!r} is a causal language model: give its prompts with --prompt TEXT")
+        lm_only(args, kind, "--max-new-tokens", "--top")
+        boxes = kind == "detection"
         if boxes:  # the backend reads the request at each call
             request["target"] = box_target(args.target, args.model)
         taken = set(outputs)  # no box's overlay overwrites an image's
@@ -128,9 +139,9 @@ def image_paths(arguments: list[str]) -> list[str]:
 def explain_request(args: argparse.Namespace) -> dict[str, Any]:
     """The request's method, target and output, as the JSON API (and the client) take them."""
     return {
-        "method": method_spec(args.method, args.param or []),
+        "method": method_spec(args.method or "gradcam", args.param or []),
         "target": target(args.target),
-        "output": {"overlay": True, "colormap": args.colormap},
+        "output": {"overlay": True, "colormap": args.colormap or "jet"},
     }
 
 
@@ -174,13 +185,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="explain images (here, or with --url by a server); writes overlay PNGs; its --help lists the methods",
         description="Explain images, here or (with --url) by a running server: write each overlay PNG and print\n"
         "a JSON summary. A detection model's image: the overlay of every box, each box's beside it (NAME-box0.png,\n"
-        "...), and its detections in the summary. Mistakes and the server's errors end it with one `error: ...` line.",
+        "...), and its detections in the summary. A causal language model's --prompt TEXT (repeatable): each\n"
+        "prompt's answer (its own greedy one, or --target) and per answer token its top prompt tokens, as JSON.\n"
+        "Mistakes and the server's errors end it with one `error: ...` line.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         help_epilog=methods_and_colormaps,
     )
-    e.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders of them")
+    e.add_argument("images", nargs="*", metavar="IMAGE", help="image files, or folders of them")
+    e.add_argument("--prompt", action="append", metavar="TEXT", help="a causal LM: a prompt to explain (repeatable)")
     e.add_argument("--model", default="shapes")
-    e.add_argument("--method", default="gradcam", help='a name, or a JSON object such as {"name": "occlusion"}')
+    e.add_argument(
+        "--method",
+        help='a name, or a JSON object such as {"name": "occlusion"} (default gradcam; a causal LM: gradient)',
+    )
     e.add_argument(
         "--param",
         action="append",
@@ -191,12 +208,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--target",
         default="predicted",
         help='"predicted", a class index or a label; a detection model: its detections (the default) or boxes as '
-        'JSON, [{"box": [x0, y0, x1, y1], "label": ...}], explained in every image',
+        'JSON, [{"box": [x0, y0, x1, y1], "label": ...}], explained in every image; a causal LM: its own answer '
+        "(the default) or the continuation explained after every prompt",
     )
-    e.add_argument("--colormap", default="jet")
+    e.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help=f"a causal LM's own greedy answer: new tokens at most (default {MAX_NEW_TOKENS})",
+    )
+    e.add_argument("--top", type=int, help=f"a causal LM: prompt tokens listed per answer token (default {TOP_TOKENS})")
+    e.add_argument("--colormap", help="the overlays' colormap (default jet)")
     e.add_argument("--config", help="models TOML, here (not with --url)")
     e.add_argument(
-        "-o", "--output", help="the overlay PNG (default overlay.png); with several images a folder (overlays)"
+        "-o",
+        "--output",
+        help="the overlay PNG (default overlay.png); with several images a folder (overlays); a causal LM: the "
+        "JSON's file (default stdout)",
     )
     e.add_argument("--url", help="a running server (e.g. http://127.0.0.1:8000) instead of explaining locally")
     e.add_argument("--api-key", help="with --url: the API key (default: $SALIENCY_API_KEY)")

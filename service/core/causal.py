@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from ..codecs.base import Batch
 from ..codecs.options import OutputOptions
-from ..codecs.text.causal import Answered, CausalCodec, Tokenized, token_rows
+from ..codecs.tokens import Answered, Tokenized, token_rows
 from ..engine.plan import Plan
 from ..engine.runner import Progress
 from ..errors import InvalidInput, InvalidParameter, PayloadTooLarge
@@ -31,6 +31,9 @@ from . import plans
 from .checks import check_evaluate, codec_of, echo, parse_methods
 from .generation import Continuation, GenerateOptions, Generation, generation_plan
 from .results import timings
+
+if TYPE_CHECKING:  # the codec (and transformers) load when a causal LM is served, not at start-up
+    from ..codecs.text.causal import CausalCodec
 from .rows import RowCount, check_request, method_cost
 
 
@@ -127,8 +130,7 @@ class Work:
 
 
 async def plan(services, loaded, field, inputs, methods, target, given, several, include_generated) -> Work:
-    codec = codec_of(loaded, field)
-    assert isinstance(codec, CausalCodec)
+    codec = cast("CausalCodec", codec_of(loaded, field))
     chosen = parse_methods(services, methods, loaded, several)
     admitted = await services.codecs.run(codec.admit, inputs, loaded, services.settings, [], None)
     batch = await services.codecs.run(codec.decode, admitted, loaded, services.settings, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from ...codecs.text.causal import Tokenized
+from ...codecs.tokens import Tokenized
 from ...core.causal import AnswersExplained, Generated
 from .causal_schemas import (
     Answer,

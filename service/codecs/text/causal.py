@@ -9,30 +9,18 @@ and its offsets are in the answer's own characters.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
-
-import torch
 
 from ...errors import InvalidInput, InvalidTarget, PayloadTooLarge
 from ...explainers import Explainer, Explanation
 from ...explainers.text_space import token_scores
 from ...models import LoadedModel
-from ...models.causal_lm import pad_id
 from ...settings import Settings
 from ..base import Batch
 from ..options import OutputOptions
+from ..tokens import Answered, Tokenized, token_rows
 from . import TextCodec
 from .render import defaults, highlighted
-
-
-@dataclass(frozen=True)
-class Tokenized:
-    text: str
-    ids: list[int]
-    tokens: list[str]
-    offsets: list[tuple[int, int] | None]  # None for special tokens
-    special: list[bool]
 
 
 class CausalCodec(TextCodec):
@@ -114,21 +102,6 @@ def faithfulness(result: Explanation, text: int) -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Answered:
-    """A text as explained: its prompt, its answer, and its rows (one per answer token) in the results."""
-
-    prompt: Tokenized
-    answer: Tokenized
-    rows: tuple[int, int]
-    include_generated: bool
-
-    @property
-    def columns(self) -> int:
-        """The tokens scored per answer token: the prompt's, and the answer's with include_generated."""
-        return len(self.prompt.ids) + (len(self.answer.ids) if self.include_generated else 0)
-
-
 def tokenize(loaded: LoadedModel, text: str, special: bool, where: str) -> Tokenized:
     encoded = loaded.tokenizer(
         text, add_special_tokens=special, return_offsets_mapping=True, return_special_tokens_mask=True
@@ -142,14 +115,3 @@ def tokenize(loaded: LoadedModel, text: str, special: bool, where: str) -> Token
     offsets = [None if m else (int(a), int(b)) for (a, b), m in zip(encoded["offset_mapping"], marks, strict=True)]
     tokens = loaded.tokenizer.convert_ids_to_tokens(ids)
     return Tokenized(text, ids, tokens, offsets, marks)
-
-
-def token_rows(ids: list[list[int]], roles: list[list[float]], loaded: LoadedModel) -> torch.Tensor:
-    """(N, T, 2) of (role, id) per token, padded on the right with the pad token in role 0."""
-    longest = max(len(i) for i in ids)
-    out = torch.zeros((len(ids), longest, 2))
-    out[..., 1] = pad_id(loaded.tokenizer)
-    for row, (these, role) in enumerate(zip(ids, roles, strict=True)):
-        out[row, : len(these), 0] = torch.tensor(role)
-        out[row, : len(these), 1] = torch.tensor(these, dtype=torch.float32)
-    return out

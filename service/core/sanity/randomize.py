@@ -35,7 +35,14 @@ def untied(cascade: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
     acts, not as the first step (which would randomize the embedding with the head)."""
     out = []
     for i, (name, block) in enumerate(cascade):
-        later = {id(p) for _, other in cascade[i + 1 :] for p in other.parameters()}
+        # Not counting the block's own containers (a ViT's encoder, re-drawn after its parts for its position
+        # embedding): they hold its parameters without tying them.
+        later = {
+            id(p)
+            for other_name, other in cascade[i + 1 :]
+            if not name.startswith(f"{other_name}.")
+            for p in other.parameters()
+        }
         if not all(id(p) in later for p in block.parameters()):
             out.append((name, block))
     return out
