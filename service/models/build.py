@@ -75,10 +75,17 @@ def text(spec: ModelSpec, device: torch.device) -> Built:
     model, tokenizer = text_models.load(spec)
     module = text_models.TextClassifier(model.to(device), text_models.embedding_layer_name(model, spec))
     labels = loader.read_labels(spec) if spec.labels is not None else text_models.config_labels(model)
+    # The longest text a request may send: its row is the memory a row can take.
+    encoded = tokenizer("x", padding="max_length", max_length=spec.max_length, truncation=True, return_tensors="pt")
+    example = warmed_up(module, encoded["input_ids"].to(device), encoded["attention_mask"].to(device), spec)
+    return Built(Prepared(module, module), labels, example, tokenizer=tokenizer)
+
+
+def warmed_up(module, ids: Tensor, mask: Tensor, spec: ModelSpec) -> Tensor:
+    """A text model's row of these tokens, after one forward of it (the warm-up)."""
+    from . import text as text_models
+
     try:
-        # The longest text a request may send: its row is the memory a row can take.
-        encoded = tokenizer("x", padding="max_length", max_length=spec.max_length, truncation=True, return_tensors="pt")
-        ids, mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device)
         example = text_models.rows_of(module.embed(ids, mask).clone(), mask, ids)
         with torch.inference_mode():
             module(example)
@@ -86,7 +93,7 @@ def text(spec: ModelSpec, device: torch.device) -> Built:
         raise loader.ModelLoadError(
             f"warm-up forward failed on {spec.max_length} tokens: {type(exc).__name__}", f"warm-up failed: {exc}"
         ) from exc
-    return Built(Prepared(module, module), labels, example, tokenizer=tokenizer)
+    return example
 
 
 def causal_lm(spec: ModelSpec, device: torch.device) -> Built:
@@ -97,14 +104,6 @@ def causal_lm(spec: ModelSpec, device: torch.device) -> Built:
 
     model, tokenizer = lm.load(spec)
     module = lm.CausalLM(model.to(device), text_models.embedding_layer_name(model, spec), spec.max_length)
-    try:
-        ids = torch.full((1, spec.max_length), lm.pad_id(tokenizer), dtype=torch.long, device=device)
-        role = torch.ones_like(ids)
-        example = text_models.rows_of(module.embed(ids, role).clone(), role, ids)
-        with torch.inference_mode():
-            module(example)
-    except Exception as exc:  # the model and its tokenizer do not fit together: a configuration error
-        raise loader.ModelLoadError(
-            f"warm-up forward failed on {spec.max_length} tokens: {type(exc).__name__}", f"warm-up failed: {exc}"
-        ) from exc
+    ids = torch.full((1, spec.max_length), lm.pad_id(tokenizer), dtype=torch.long, device=device)
+    example = warmed_up(module, ids, torch.ones_like(ids), spec)
     return Built(Prepared(module, module), None, example, tokenizer=tokenizer)

@@ -15,8 +15,6 @@ token are those of a classifier's logit; generation reads the next-token columns
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -24,7 +22,7 @@ from torch import Tensor, nn
 
 from .loader import ModelLoadError
 from .spec import ModelSpec
-from .text import TextClassifier, split
+from .text import TextClassifier, load_pair, split
 
 PROMPT, CONTEXT = 1.0, 2.0  # roles: scored and read; read only (0: padding)
 
@@ -64,27 +62,9 @@ class CausalLM(TextClassifier):
 
 def load(spec: ModelSpec) -> tuple[nn.Module, Any]:
     """(the transformers causal LM in eval mode, its fast tokenizer), on the CPU; nothing is downloaded."""
-    scheme, _, ref = spec.architecture.partition(":")
-    try:
-        if scheme == "transformers":
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            if not Path(ref).is_dir():
-                raise ModelLoadError("cannot load the language model: directory not found", f"{ref} is not a directory")
-            model = AutoModelForCausalLM.from_pretrained(ref, local_files_only=True)
-            tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=True)
-        else:
-            module_name, _, attr = ref.partition(":")
-            model, tokenizer = getattr(importlib.import_module(module_name), attr)()
-    except ModelLoadError:
-        raise
-    except Exception as exc:  # transformers raises anything from OSError to ValueError on a bad directory
-        raise ModelLoadError(
-            f"cannot load the language model: {type(exc).__name__}", f"cannot load {spec.architecture!r}: {exc}"
-        ) from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise ModelLoadError("the tokenizer is not a fast tokenizer (character offsets are needed)")
-    if not callable(getattr(model, "get_output_embeddings", None)) or model.get_output_embeddings() is None:
+    model, tokenizer = load_pair(spec, "AutoModelForCausalLM", "language model")
+    head = getattr(model, "get_output_embeddings", None)
+    if not callable(head) or head() is None:
         raise ModelLoadError("the model has no language-model head (get_output_embeddings): not a causal LM")
     config = model.config
     positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)

@@ -87,26 +87,7 @@ def rows_of(values: Tensor, mask: Tensor, ids: Tensor) -> Tensor:
 
 def load(spec: ModelSpec) -> tuple[nn.Module, Any]:
     """(the transformers model in eval mode, its fast tokenizer), on the CPU; nothing is downloaded."""
-    scheme, _, ref = spec.architecture.partition(":")
-    try:
-        if scheme == "transformers":
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-            if not Path(ref).is_dir():
-                raise ModelLoadError("cannot load the text model: directory not found", f"{ref} is not a directory")
-            model = AutoModelForSequenceClassification.from_pretrained(ref, local_files_only=True)
-            tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=True)
-        else:
-            module_name, _, attr = ref.partition(":")
-            model, tokenizer = getattr(importlib.import_module(module_name), attr)()
-    except ModelLoadError:
-        raise
-    except Exception as exc:  # transformers raises anything from OSError to ValueError on a bad directory
-        raise ModelLoadError(
-            f"cannot load the text model: {type(exc).__name__}", f"cannot load {spec.architecture!r}: {exc}"
-        ) from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise ModelLoadError("the tokenizer is not a fast tokenizer (character offsets are needed)")
+    model, tokenizer = load_pair(spec, "AutoModelForSequenceClassification", "text model")
     positions = getattr(model.config, "max_position_embeddings", None)
     if positions is not None and spec.max_length > positions:
         raise ModelLoadError(f"max_length {spec.max_length} is over the model's {positions} positions")
@@ -130,3 +111,29 @@ def config_labels(model: nn.Module) -> list[str] | None:
     labels = [str(id2label.get(i, id2label.get(str(i), ""))) for i in range(len(id2label))]
     # transformers fills LABEL_0, LABEL_1, ... when a model was saved without names: those say nothing.
     return labels if labels and all(labels) and labels != [f"LABEL_{i}" for i in range(len(labels))] else None
+
+
+def load_pair(spec: ModelSpec, auto_class: str, what: str) -> tuple[nn.Module, Any]:
+    """(model, fast tokenizer) of a "transformers:DIR" (transformers' `auto_class` and AutoTokenizer, local files
+    only) or a "python:pkg.mod:factory" returning both; a model that cannot load is a ModelLoadError naming why."""
+    scheme, _, ref = spec.architecture.partition(":")
+    try:
+        if scheme == "transformers":
+            import transformers
+
+            if not Path(ref).is_dir():
+                raise ModelLoadError(f"cannot load the {what}: directory not found", f"{ref} is not a directory")
+            model = getattr(transformers, auto_class).from_pretrained(ref, local_files_only=True)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(ref, local_files_only=True)
+        else:
+            module_name, _, attr = ref.partition(":")
+            model, tokenizer = getattr(importlib.import_module(module_name), attr)()
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # transformers raises anything from OSError to ValueError on a bad directory
+        raise ModelLoadError(
+            f"cannot load the {what}: {type(exc).__name__}", f"cannot load {spec.architecture!r}: {exc}"
+        ) from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError("the tokenizer is not a fast tokenizer (character offsets are needed)")
+    return model, tokenizer
