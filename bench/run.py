@@ -27,6 +27,7 @@ BENCHMARKS = {
     "pacing": "bench.pacing",
     "transformers": "bench.transformers",  # issue 20: each method on vit_b_16 at 224 px
     "detection": "bench.detection",  # issue 21: each method per image on the demo FCOS and a Faster R-CNN
+    "causal_lm": "bench.causal_lm",  # issue 22: each method on a GPT-2 against Captum's LLM attribution
     "torchserve": "bench.torchserve",  # needs the [bench] extra and Java 17; prints why and gives no rows without
     "compile": "bench.compiling",  # last: the compiler's state stays in the process
 }

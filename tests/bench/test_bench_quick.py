@@ -44,6 +44,9 @@ ROWS = (
     "demo 128 px: gradcam e2e / forward",
     "demo 128 px: drise e2e / forward",
     "demo 128 px: integrated_gradients e2e / forward",
+    "causal LM: gradient e2e / Captum",
+    "causal LM: integrated_gradients e2e / Captum",
+    "causal LM: generate 16 e2e / transformers generate",
 )
 
 
