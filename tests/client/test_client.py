@@ -224,6 +224,7 @@ def test_lists_models_and_methods(client):
         "shapes-detector-watermark",
         "reviews",
         "reviews-shortcut",
+        "instructions-lm",
     ]
     assert "integrated_gradients" in [m["name"] for m in client.methods()]
 

@@ -79,6 +79,7 @@ DEMO_MODELS = (
 )
 # Trained by train_detector.py (FCOS on generated scenes, service/demo/scenes.py); served beside the rest.
 DETECTORS = ("shapes-detector", "shapes-detector-watermark")
+LANGUAGE_MODEL = "instructions-lm"  # trained by text/train_lm.py on text/instructions.py's corpus
 DETECTOR_LABELS = "detector-labels.txt"  # torchvision's convention: index 0 is the background
 QUICK = Budget(epochs=1, samples_per_epoch=64, batch_size=32, eval_samples=64)
 
@@ -137,6 +138,28 @@ def models_toml(models: tuple[DemoModel, ...] = DEMO_MODELS) -> str:
         }
         for name in ("reviews", "reviews-shortcut")
     ]
+    # The demo causal LM (python -m tools.demo.text.train_lm writes its directory). Its answers are one word
+    # and [EOS]: 8 new tokens leave room in max_length for prompts twice as long as the corpus's.
+    texts.append(
+        {
+            "name": LANGUAGE_MODEL,
+            "kind": "causal_lm",
+            "architecture": f"transformers:text/{LANGUAGE_MODEL}",
+            "max_length": 64,
+            "preload": True,
+            "generation": {"max_new_tokens": 8},
+        }
+    )
+    return "# Written by `python -m tools.demo.train`.\n\n" + "\n".join(map(toml_entry, cnns + others + texts))
+
+
+def toml_entry(fields: dict) -> str:
+    """One [[models]] table; a dict value (generation) becomes its sub-table, after the plain keys."""
     # JSON spells these strings, numbers, arrays and booleans the way TOML does.
-    text = ["[[models]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in b.items()) for b in cnns + others + texts]
-    return "# Written by `python -m tools.demo.train`.\n\n" + "\n".join(text)
+    plain = "".join(f"{k} = {json.dumps(v)}\n" for k, v in fields.items() if not isinstance(v, dict))
+    tables = "".join(
+        f"\n[models.{k}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in v.items())
+        for k, v in fields.items()
+        if isinstance(v, dict)
+    )
+    return "[[models]]\n" + plain + tables

@@ -15,11 +15,12 @@ def test_quick_training_writes_loadable_models(tmp_path, capsys):
 
     config = tomllib.loads((tmp_path / "models.toml").read_text())
     names = [m["name"] for m in config["models"]]
-    assert names == [*IMAGE_MODELS, *catalog.DETECTORS, "reviews", "reviews-shortcut"]
+    assert names == [*IMAGE_MODELS, *catalog.DETECTORS, "reviews", "reviews-shortcut", catalog.LANGUAGE_MODEL]
     assert (tmp_path / "labels.txt").read_text().splitlines() == list(CLASSES)
     assert (tmp_path / catalog.DETECTOR_LABELS).read_text().splitlines() == ["__background__", *CLASSES]
     kinds = [m.get("kind", "image") for m in config["models"]]
-    assert kinds == ["image"] * 5 + ["detection"] * 2 + ["text", "text"]
+    assert kinds == ["image"] * 5 + ["detection"] * 2 + ["text", "text", "causal_lm"]
+    assert config["models"][-1]["generation"] == {"max_new_tokens": 8}
     for entry in config["models"][:5]:
         vit = entry["name"].startswith("shapes-vit")
         architecture = catalog.VIT if vit else catalog.CNN
