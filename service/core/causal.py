@@ -76,7 +76,9 @@ async def generated(services, loaded: LoadedModel, prompts: list[Tokenized], how
     tokenizer = loaded.tokenizer
 
     def build() -> list[Plan]:
-        return [generation_plan(module, [p.ids for p in prompts], how, tokenizer.eos_token_id, pad_id(tokenizer))]
+        ids = [p.ids for p in prompts]
+        kv_cache = loaded.spec.generation.kv_cache
+        return [generation_plan(module, ids, how, tokenizer.eos_token_id, pad_id(tokenizer), kv_cache)]
 
     rows = len(prompts) * how.max_new_tokens
     (out,) = await services.runner.submit(loaded, module, build, "logit", rows, progress, seat)

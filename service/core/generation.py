@@ -6,9 +6,10 @@ batches with other requests' rows; the plan reads the next token's log-probabili
 distribution at `temperature`, cut to the smallest set whose probability reaches `top_p` (nucleus
 sampling), from a generator seeded by the request, so the same request gives the same text on any
 machine (the draw is made on the CPU in float64). A prompt stops at the end-of-sequence token (kept, as
-transformers' generate keeps it) or after max_new_tokens. Every step recomputes the whole row: exact, and
-the row stays a row the scheduler can batch and count; a KV cache would tie a prompt's steps to one
-device-resident state.
+transformers' generate keeps it) or after max_new_tokens. The first step's row is the prompt; each later
+step's row is the token just chosen, over the keys and values of the tokens before it that the plan keeps
+(models/kv_cache.py), still one row the scheduler batches (with other generations' rows) and counts; with
+`kv_cache = false` every step's row is the whole sequence.
 
 Each token's reported log-probability is the model's own, log p(token | before), whatever the temperature.
 """
@@ -24,6 +25,7 @@ from torch import Tensor
 from ..codecs.options import Strict
 from ..engine.plan import Plan, pass_over
 from ..models.causal_lm import CausalLM
+from ..models.kv_cache import KVStore
 from ..models.spec import GenerationDefaults
 
 
@@ -84,24 +86,26 @@ def pick(log_probs: Tensor, how: Generation, generator: torch.Generator) -> Tens
     return torch.multinomial(probs, 1, generator=generator).squeeze(1).to(log_probs.device)
 
 
-def generation_plan(module: CausalLM, prompts: list[list[int]], how: Generation, eos: int | None, pad: int) -> Plan:
-    """Each prompt's continuation (list[Continuation]); rows are embedded on the device thread (here)."""
+def generation_plan(
+    module: CausalLM, prompts: list[list[int]], how: Generation, eos: int | None, pad: int, kv_cache: bool = True
+) -> Plan:
+    """Each prompt's continuation (list[Continuation]); rows are built on the device thread (here). With
+    `kv_cache` a step's row is the token just chosen, over the past its plan keeps (models/kv_cache.py)."""
     device = next(module.parameters()).device
     generator = torch.Generator().manual_seed(how.seed)
     out = [Continuation() for _ in prompts]
-    for _ in range(how.max_new_tokens):
+    store = KVStore() if kv_cache else None
+    for step in range(how.max_new_tokens):
         going = [i for i, c in enumerate(out) if c.finish != "eos"]
         if not going:
             break
-        sequences = [prompts[i] + out[i].ids for i in going]
-        longest = max(len(s) for s in sequences)
-        ids = torch.full((len(going), longest), pad, dtype=torch.long, device=device)
-        role = torch.zeros_like(ids)
-        for row, sequence in enumerate(sequences):
-            ids[row, : len(sequence)] = torch.tensor(sequence, device=device)
-            role[row, : len(sequence)] = 1
-        x = module.rows(torch.stack([role.float(), ids.float()], dim=-1))
-        passed = yield from pass_over(x, torch.zeros(len(going), dtype=torch.long, device=device))
+        if store is not None:
+            new = [prompts[i] if step == 0 else out[i].ids[-1:] for i in going]
+            x = store.rows(going, new, device)
+        else:
+            x = full_rows(module, [prompts[i] + out[i].ids for i in going], pad, device)
+        targets = torch.zeros(len(going), dtype=torch.long, device=device)
+        passed = yield from pass_over(x, targets, cached=store is not None)
         log_probs = module.next_token(passed.logits)
         chosen = pick(log_probs, how, generator)
         for row, i in enumerate(going):
@@ -110,4 +114,17 @@ def generation_plan(module: CausalLM, prompts: list[list[int]], how: Generation,
             out[i].log_probs.append(float(log_probs[row, token]))
             if eos is not None and token == eos:
                 out[i].finish = "eos"
+                if store is not None:
+                    store.drop(i)
     return out
+
+
+def full_rows(module: CausalLM, sequences: list[list[int]], pad: int, device: torch.device) -> Tensor:
+    """The uncached step: every sequence whole, (n, T, D + 2), padded on the right."""
+    longest = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), longest), pad, dtype=torch.long, device=device)
+    role = torch.zeros_like(ids)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence, device=device)
+        role[row, : len(sequence)] = 1
+    return module.rows(torch.stack([role.float(), ids.float()], dim=-1))

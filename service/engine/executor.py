@@ -8,6 +8,7 @@ never collect `.grad`; forward-only chunks run under `torch.inference_mode()`.
 from __future__ import annotations
 
 from contextlib import ExitStack, nullcontext
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -45,8 +46,8 @@ def run_pass(
     attention = max((rows.attention for rows, _, _ in parts), key=ATTENTION_NEEDS.index)
     if input_grad or layers or attention:
         out = backward_pass(module, x, targets, objective, input_grad, layers, guided, recorded, attention)
-    else:
-        out = forward_pass(module, x, targets, objective, recorded)
+    else:  # the scheduler packs cached rows only together (policy.pass_key)
+        out = forward_pass(module, x, targets, objective, recorded, parts[0][0].cached)
     results, offset = [], 0
     for (_, start, stop), length in zip(parts, lengths, strict=True):
         results.append(out.rows(offset, offset + stop - start, length))
@@ -63,12 +64,18 @@ def padded(inputs: list[Tensor], length: int) -> list[Tensor]:
 
 
 def forward_pass(
-    module: nn.Module, x: Tensor, targets: Tensor, objective: Scoring, recorded: tuple[str, ...] = ()
+    module: nn.Module,
+    x: Tensor,
+    targets: Tensor,
+    objective: Scoring,
+    recorded: tuple[str, ...] = (),
+    cached: bool = False,
 ) -> PassOutput:
-    """`recorded`: layers whose outputs the pass returns (forward-only CAM methods)."""
+    """`recorded`: layers whose outputs the pass returns (forward-only CAM methods); `cached`: KV-cached
+    generation rows, through the module's `cached` (models/kv_cache.py)."""
     with ExitStack() as stack, torch.inference_mode():
         captured = {name: stack.enter_context(capture_outputs(find_module(module, name))) for name in recorded}
-        logits = module(x)
+        logits = cast(Any, module).cached(x) if cached else module(x)
         resolved = resolve(logits, targets)
         scores = score(logits, resolved, objective)
     # Clones leave inference mode: plans keep these tensors and use them in later (autograd) passes.

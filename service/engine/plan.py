@@ -78,6 +78,9 @@ class Rows:
     guided: bool = False  # backward through ReLUs passes positive gradients only (guided backprop)
     activations: tuple[str, ...] = ()  # layers whose outputs the pass records, without gradients
     attention: AttentionNeed = ""  # the attention probabilities, and dS/d(them) (engine/attention.py)
+    # A causal LM's KV-cached generation rows (models/kv_cache.py): the pass calls module.cached, forward only,
+    # and shares passes only with other cached rows.
+    cached: bool = False
 
     @property
     def needs_backward(self) -> bool:
@@ -97,6 +100,7 @@ def pass_over(
     guided: bool = False,
     activations: tuple[str, ...] = (),
     attention: AttentionNeed = "",
+    cached: bool = False,
 ) -> Generator[Rows, None, PassOutput]:
     """Yields one pass over the rows of x and returns its output, whole (use with `yield from`)."""
     parts: list[tuple[int, PassOutput]] = []
@@ -117,6 +121,7 @@ def pass_over(
         guided=guided,
         activations=activations,
         attention=attention,
+        cached=cached,
     )
     return concat([out for _, out in sorted(parts, key=lambda p: p[0])])
 

@@ -39,7 +39,7 @@ class Chunk:
 
 def pass_key(job: Job, slot: Slot) -> tuple:
     rows = slot.rows  # attention capture makes a pass record autograd: such rows go together
-    return (id(job.module), job.objective, rows.needs_backward, rows.guided, bool(rows.attention))
+    return (id(job.module), job.objective, rows.needs_backward, rows.guided, bool(rows.attention), rows.cached)
 
 
 class Scheduler:

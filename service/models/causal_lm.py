@@ -20,6 +20,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
+from .kv_cache import cached_logits
 from .loader import ModelLoadError
 from .spec import ModelSpec
 from .text import TextClassifier, load_pair, split
@@ -44,6 +45,16 @@ class CausalLM(TextClassifier):
         finally:
             self._local.values = None
         return self.scores(logits.float(), ids, attended)
+
+    def cached(self, rows: Tensor) -> Tensor:
+        """Cached generation rows (models/kv_cache.py) -> (N, L + V) with the next token's log-probabilities
+        (the per-position columns are 0: a step scores only what comes next)."""
+        logits, new = cached_logits(self.model, rows)
+        log_probs = logits.float().log_softmax(dim=-1)
+        out = log_probs.new_zeros((len(rows), self.max_length + self.vocab_size))
+        last = (new.sum(dim=1) - 1).clamp_min(0)
+        out[:, self.max_length :] = log_probs[torch.arange(len(rows), device=rows.device), last]
+        return out
 
     def scores(self, logits: Tensor, ids: Tensor, attended: Tensor) -> Tensor:
         n, length = ids.shape

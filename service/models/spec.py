@@ -19,6 +19,8 @@ class GenerationDefaults(BaseModel):
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0.0, le=100.0, allow_inf_nan=False)
     top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
+    # Not a request's choice: how the service generates (models/kv_cache.py); false recomputes every step.
+    kv_cache: bool = True
 
 
 class ModelSpec(BaseModel):

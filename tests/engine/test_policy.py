@@ -9,6 +9,8 @@ from service.engine.plan import Rows
 from service.engine.policy import Scheduler
 
 MODEL, OTHER = nn.Identity(), nn.Identity()
+# policy.pass_key of a forward+backward pass of MODEL: (module, objective, backward, guided, attention, cached)
+BACKWARD_KEY = (id(MODEL), "logit", True, False, False, False)
 
 
 def plan(*groups: tuple[int, bool], clean: bool = False, log: list | None = None):
@@ -153,7 +155,7 @@ def paced(rows_per_pass: int, first_rows: int = 2) -> Scheduler:
     from service.engine.pacing import Pacer
 
     pacer = Pacer(target_ms=1000.0, first_rows=first_rows)
-    pacer.observe((id(MODEL), "logit", True, False, False), 10, 10.0 / rows_per_pass)
+    pacer.observe(BACKWARD_KEY, 10, 10.0 / rows_per_pass)
     return Scheduler(pacer=pacer)
 
 
@@ -162,7 +164,7 @@ def test_paced_passes_take_the_rows_the_target_allows():
     heavy = job((100, True), capacity=64)
     s.add(heavy)
     assert step(s).size == 10
-    assert paced(10).pacer.rows((id(MODEL), "logit", True, False, False), cap=6) == 6  # type: ignore[union-attr]
+    assert paced(10).pacer.rows(BACKWARD_KEY, cap=6) == 6  # type: ignore[union-attr]
 
 
 def test_a_paced_pass_led_by_a_newcomer_is_short():

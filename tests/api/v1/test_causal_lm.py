@@ -203,3 +203,29 @@ def test_the_model_is_listed_as_a_causal_lm(client):
     assert entry["kind"] == "causal_lm" and entry["max_length"] == MAX_LENGTH and entry["input_size"] is None
     methods = {m["name"] for m in client.get("/v1/methods").json() if "causal_lm" in m["capabilities"]["modalities"]}
     assert methods == {"gradient", "input_x_gradient", "integrated_gradients", "occlusion"}
+
+
+def test_concurrent_generations_and_explanations_answer_as_alone(client):
+    """Generation rows of several requests (KV-cached, at different steps) share passes with each other,
+    never with an explanation's rows; every answer is the one the request gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    prompts = [PROMPT, "a dog ran under the", "question : colour of the sky ? answer :"]
+    sampled = {"max_new_tokens": 5, "do_sample": True, "temperature": 1.5, "seed": 3}
+    bodies = [("predict", {"texts": [p], "generate": sampled}) for p in prompts]
+    bodies.append(("explain", {"texts": [PROMPT], "target": " the mat", "methods": ["occlusion", "gradient"]}))
+    alone = [post(client, path, body) for path, body in bodies]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        together = list(pool.map(lambda b: post(client, *b), bodies))
+    for a, b in zip(alone[:3], together[:3], strict=True):
+        assert [t["id"] for t in a["results"][0]["continuation"]["tokens"]] == [
+            t["id"] for t in b["results"][0]["continuation"]["tokens"]
+        ]
+        np.testing.assert_allclose(
+            [t["log_prob"] for t in a["results"][0]["continuation"]["tokens"]],
+            [t["log_prob"] for t in b["results"][0]["continuation"]["tokens"]],
+            rtol=1e-5,
+            atol=1e-6,
+        )
+    for a, b in zip(alone[3]["results"][0]["explanations"], together[3]["results"][0]["explanations"], strict=True):
+        np.testing.assert_allclose(a["scores"], b["scores"], rtol=1e-5, atol=1e-6)
