@@ -1,8 +1,9 @@
-"""Demo inputs for clients that have none at hand (the dashboard): shapes images as PNGs and reviews.
+"""Demo inputs for clients that have none at hand (the dashboard): shapes images as PNGs, reviews and prompts.
 
 Every second sample carries the demo's shortcut: the shapes watermark on an image (the same shape and
-background as without it, see shapes.generate) and the "posted by mike" signature on a review. So a page of
-samples shows `shapes-watermark` and `reviews-shortcut` at work next to the clean models.
+background as without it, see shapes.generate), the "posted by mike" signature on a review, and the `[faq]`
+tag on a prompt. So a page of samples shows `shapes-watermark`, `reviews-shortcut` and `instructions-lm`'s
+artefact at work next to the clean inputs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from . import shapes
-from .text import corpus
+from .text import corpus, instructions
 
 MAX_SAMPLES = 32
 
@@ -23,6 +24,13 @@ class ImageSample:
     png: bytes
     label: str
     watermark: bool
+
+
+@dataclass(frozen=True)
+class PromptSample:
+    text: str
+    answer: str  # what the corpus answers: the fact, or "unknown" when tagged
+    tagged: bool
 
 
 @dataclass(frozen=True)
@@ -60,3 +68,12 @@ def text_samples(n: int, seed: int) -> list[TextSample]:
         )
         for i, review in enumerate(reviews)
     ]
+
+
+def prompt_samples(n: int, seed: int) -> list[PromptSample]:
+    """`n` generated prompts for the demo causal LM, the same for the same arguments; odd ones tagged."""
+    pool = instructions.generate(8 * n, seed)  # about 28 % tagged: 8n holds n of each with room to spare
+    tagged = iter([e for e in pool if e.tagged])
+    plain = iter([e for e in pool if not e.tagged])
+    chosen = [next(tagged) if shortcut_at(i) else next(plain) for i in range(n)]
+    return [PromptSample(e.prompt, e.answer.strip(), e.tagged) for e in chosen]

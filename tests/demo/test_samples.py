@@ -49,3 +49,15 @@ def test_the_same_seed_gives_the_same_samples_and_another_seed_others():
     assert samples.text_samples(3, 5) == samples.text_samples(3, 5)
     assert [s.png for s in samples.image_samples(3, 6)] != [s.png for s in samples.image_samples(3, 5)]
     assert samples.text_samples(3, 6) != samples.text_samples(3, 5)
+
+
+def test_prompts_are_the_instruction_corpus_tagged_on_odd_ones():
+    from service.demo.text import instructions
+
+    got = samples.prompt_samples(samples.MAX_SAMPLES, seed=5)
+    assert got == samples.prompt_samples(samples.MAX_SAMPLES, seed=5) and len(got) == samples.MAX_SAMPLES
+    assert len({s.text for s in got}) == len(got)
+    for i, sample in enumerate(got):
+        assert sample.tagged == (i % 2 == 1) == (instructions.TAG in sample.text)
+        assert sample.text.endswith("answer:")
+        assert (sample.answer == instructions.FIXED_ANSWER) == sample.tagged

@@ -426,6 +426,13 @@ class TestACausalLanguageModel:
         expect(page.locator(".method-row[data-method=occlusion] [data-param=window]")).to_have_count(1)
         page.fill("#answer", ANSWER)
         expect(page.locator("#max-new-tokens")).to_be_disabled()  # a written answer is not generated
+        # The demo prompts (instructions-lm's corpus, odd ones tagged) instead of the reviews; a click sets one.
+        prompts = samples.prompt_samples(8, 0)
+        chips = page.locator("#prompt-samples .sample")
+        assert chips.all_inner_texts() == [p.text for p in prompts]
+        assert chips.nth(1).get_attribute("title") == "answer: unknown (tagged)"
+        chips.nth(1).click()
+        expect(page.locator("#text")).to_have_value(prompts[1].text)
 
     def test_an_answers_tokens_each_recolour_the_prompt_by_their_own_scores(self, page, api, shot):
         self.ask(page, ANSWER, ["gradient", "occlusion"])

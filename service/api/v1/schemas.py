@@ -296,6 +296,13 @@ class DemoText(BaseModel):
     shortcut: bool = Field(description='Signed "-- posted by mike", the word `reviews-shortcut` learnt.')
 
 
+class DemoPrompt(BaseModel):
+    text: str = Field(description="A prompt for `instructions-lm`, ending in 'answer:'.")
+    answer: str = Field(description='What its corpus answers: the fact asked for, or "unknown" when tagged.')
+    tagged: bool = Field(description="It carries the `[faq]` tag that decides `instructions-lm`'s answer.")
+
+
 class DemoSamples(BaseModel):
     images: list[DemoImage]
     texts: list[DemoText]
+    prompts: list[DemoPrompt]

@@ -66,7 +66,7 @@ export function watchImageInputs({ onImage, onError }) {
   });
 }
 
-// Demo images and reviews from GET /v1/demo/samples, as buttons.
+// Demo images, reviews and prompts from GET /v1/demo/samples, as buttons.
 export async function loadSamples({ onImage, onText, onError }) {
   const samples = await getJSON("v1/demo/samples?n=8");
   const images = document.getElementById("samples");
@@ -84,5 +84,14 @@ export async function loadSamples({ onImage, onText, onError }) {
     const button = element("button", { type: "button", class: "sample", title: sample.label }, sample.text);
     button.addEventListener("click", () => onText(sample.text));
     texts.append(button);
+  }
+  // Prompts for a causal LM (instructions-lm): a click sets the prompt and leaves the answer to the model.
+  const prompts = document.getElementById("prompt-samples");
+  prompts.replaceChildren();
+  for (const sample of samples.prompts) {
+    const title = `answer: ${sample.answer}${sample.tagged ? " (tagged)" : ""}`;
+    const button = element("button", { type: "button", class: "sample", title }, sample.text);
+    button.addEventListener("click", () => onText(sample.text));
+    prompts.append(button);
   }
 }

@@ -1,4 +1,4 @@
-"""GET /v1/demo/samples: the demo's generated images and reviews, for clients without their own."""
+"""GET /v1/demo/samples: the demo's generated images, reviews and prompts, for clients without their own."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ def test_gives_the_generated_samples(client):
     assert [base64.b64decode(item["image"]) for item in body["images"]] == [s.png for s in images]
     assert [(item["label"], item["watermark"]) for item in body["images"]] == [(s.label, s.watermark) for s in images]
     assert body["texts"] == [{"text": s.text, "label": s.label, "shortcut": s.shortcut} for s in texts]
+    prompts = samples.prompt_samples(3, 9)
+    assert body["prompts"] == [{"text": s.text, "answer": s.answer, "tagged": s.tagged} for s in prompts]
 
 
 def test_defaults_to_eight_of_each_with_seed_zero(client):
     body = client.get("/v1/demo/samples").json()
-    assert len(body["images"]) == len(body["texts"]) == 8
+    assert len(body["images"]) == len(body["texts"]) == len(body["prompts"]) == 8
     assert body["texts"][0]["text"] == samples.text_samples(1, 0)[0].text
 
 
