@@ -51,7 +51,7 @@ async def predict(
         decoded = time.perf_counter()
         logits = await plans.predict(services.runner, loaded, batch.x, seat)
     done = time.perf_counter()
-    return Predicted(model, ranked(logits, top_k, loaded.labels), timings(started, decoded, done), logits)
+    return Predicted(model, ranked(logits, top_k, loaded.labels), timings(started, decoded, done), logits, batch.items)
 
 
 async def explain(
@@ -119,4 +119,5 @@ async def explain(
         maps,
         timings(started, decoded, modelled),
         first.logits,
+        batch.items,
     )

@@ -31,6 +31,7 @@ class Explained:
     maps: list[list[dict[str, Any]]]  # per input, per method: the codec's map fields
     timing_ms: dict[str, float]
     logits: Tensor | None = None  # (N, K): every class, for protocols that return whole tensors (v2)
+    inputs: list[Any] | None = None  # per input, what the codec made of it (a text's token ids and offsets)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Predicted:
     predictions: list[list[Ranked]]
     timing_ms: dict[str, float]
     logits: Tensor | None = None  # (N, K)
+    inputs: list[Any] | None = None  # as Explained's
 
 
 def ranked(logits: Tensor, top_k: int, labels: list[str] | None) -> list[list[Ranked]]:

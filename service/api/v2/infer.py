@@ -3,7 +3,6 @@ parameter) -> the response's JSON object and binary outputs."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import numpy as np
@@ -16,20 +15,25 @@ from ...core.detect import Detected, DetectionsExplained
 from ...errors import InvalidInput, within_field
 from ...models import ModelSpec
 from ..common import plain
+from . import texts
 from .parse import Call
-from .tensors import output
+from .schemas import ExplainParameter
+from .tensors import array_of, output
+from .texts import Values
 
 
 async def run(services: core.Services, model: str, call: Call) -> tuple[dict[str, Any], list[bytes]]:
-    if services.pool.spec(model).kind == "causal_lm":
-        raise InvalidInput(f"v2 does not serve causal language models yet: use POST /v1/models/{model}/predict", "")
+    kind = services.pool.spec(model).kind
+    if kind == "causal_lm":
+        return respond(model, call, *await texts.causal(services, model, call))
     if call.explain is None:
         predicted = await core.predict(services, model, call.field, call.inputs, top_k=1)
         assert not isinstance(predicted, core.causal.Generated)
         if isinstance(predicted, Detected):
             return detections(model, call, predicted, services.pool.spec(model).max_detections)
-        return response(model, call, predicted.logits, None, None)
+        return response(model, call, predicted.logits, texts.tokens(predicted.inputs) if kind == "text" else {}, None)
     spec = call.explain
+    assert isinstance(spec, ExplainParameter)
     prefix = "parameters.explain"
     options = OutputOptions(saliency="float32", reduce=spec.output.reduce, normalize=spec.output.normalize)
     # The core names these fields from a v1 request's root; here they sit in the explain parameter.
@@ -51,10 +55,12 @@ async def run(services: core.Services, model: str, call: Call) -> tuple[dict[str
         return explained_boxes(model, call, explained, services.pool.spec(model), isinstance(spec.target, list))
     method = explained.methods[0]
     services.runner.metrics.images.labels(model, method["name"]).inc(len(explained.maps))
-    # The same float32 maps that v1's explain returns, one per input: [N, H, W] (or [N, C, H, W]).
-    saliency = np.stack([array_of(maps[0]["saliency"]) for maps in explained.maps])
+    if kind == "text":
+        more = {**texts.tokens(explained.inputs), "scores": texts.scores(explained.maps)}
+    else:  # the same float32 maps that v1's explain returns, one per input: [N, H, W] (or [N, C, H, W])
+        more = {"saliency": np.stack([array_of(maps[0]["saliency"]) for maps in explained.maps])}
     echo = {"method": method, "objective": explained.objective, "target": [t.index for t in explained.targets]}
-    return response(model, call, explained.logits, saliency, echo)
+    return response(model, call, explained.logits, more, echo)
 
 
 def detections(
@@ -90,29 +96,24 @@ def explained_boxes(
     return body, binary
 
 
-def array_of(encoded: dict[str, Any]) -> np.ndarray:
-    """A map as the codecs encode it for every protocol (service/codecs/arrays.py), as float32."""
-    assert encoded["dtype"] == "float32"
-    return np.frombuffer(base64.b64decode(encoded["data"]), dtype="<f4").reshape(encoded["shape"])
-
-
 def response(
-    model: str, call: Call, logits: Tensor | None, saliency: np.ndarray | None, echo: dict[str, Any] | None
+    model: str, call: Call, logits: Tensor | None, more: Values, echo: dict[str, Any] | None
 ) -> tuple[dict[str, Any], list[bytes]]:
+    """A classifier's logits and probabilities, and `more` (saliency; a text's tokens and scores)."""
     assert logits is not None
     logits = logits.float().cpu()
-    values = {"logits": logits.numpy(), "probabilities": logits.softmax(dim=1).numpy(), "saliency": saliency}
-    return respond(model, call, values, echo)
+    values = {"logits": logits.numpy(), "probabilities": logits.softmax(dim=1).numpy(), **more}
+    return respond(model, call, values, None if echo is None else {"explain": echo})
 
 
 def respond(
-    model: str, call: Call, values: dict[str, np.ndarray | None], echo: dict[str, Any] | None
+    model: str, call: Call, values: Values, parameters: dict[str, Any] | None
 ) -> tuple[dict[str, Any], list[bytes]]:
     outputs, binary = [], []
     for name, as_binary in call.outputs:
         array = values[name]
-        assert array is not None  # parse offers saliency only with the explain parameter
-        if not np.isfinite(array).all():
+        assert array is not None  # parse offers an explanation's outputs only with the explain parameter
+        if array.dtype != object and not np.isfinite(array).all():
             # Only tensor inputs can do this (huge finite values overflow inside the model).
             raise InvalidInput(
                 f"the model's {name} are not finite for these inputs: are they in its input space?", call.field
@@ -124,6 +125,6 @@ def respond(
     body: dict[str, Any] = {"model_name": model, "outputs": outputs}
     if call.id is not None:
         body["id"] = call.id
-    if echo is not None:
-        body["parameters"] = {"explain": echo}
+    if parameters is not None:
+        body["parameters"] = parameters
     return body, binary

@@ -1,23 +1,29 @@
-"""A v2 inference request -> what the core takes: the input field and its inputs, the explain parameter and
-the outputs to return. Errors name their place from the request's root (`inputs.0.shape`)."""
+"""A v2 inference request -> what the core takes: the input field and its inputs, the explain (and a causal
+LM's generate) parameter and the outputs to return. Errors name their place from the request's root
+(`inputs.0.shape`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from ...core.generation import GenerateOptions
 from ...errors import InvalidInput
 from ...models.spec import ModelSpec
 from . import signature, tensors
-from .schemas import ExplainParameter, InferenceRequest, RequestInput
+from .schemas import CausalExplainParameter, ExplainParameter, InferenceRequest, RequestInput
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 @dataclass
 class Call:
     field: str  # the core's input field: images, input or texts
     inputs: list
-    explain: ExplainParameter | None
+    explain: ExplainParameter | CausalExplainParameter | None
+    generate: GenerateOptions | None  # a causal LM's
     outputs: list[tuple[str, bool]]  # (name, as binary data), in the order to return them
     id: str | None
     timeout_us: int | None
@@ -45,6 +51,7 @@ def parse(header: bytes, binary: memoryview, spec: ModelSpec, max_items: int) ->
         field,
         inputs,
         explain,
+        generate_parameter(request.parameters.generate, spec),
         requested_outputs(request, spec, explain is not None),
         request.id,
         request.parameters.timeout,
@@ -118,29 +125,48 @@ def utf8(data: bytes, field: str) -> str:
         raise InvalidInput(f"not UTF-8 text ({exc.reason} at byte {exc.start})", field) from None
 
 
-def explain_parameter(raw: dict | str | None, spec: ModelSpec) -> ExplainParameter | None:
+def explain_parameter(raw: dict | str | None, spec: ModelSpec) -> ExplainParameter | CausalExplainParameter | None:
     if raw is None:
         return None
-    field = "parameters.explain"
-    if spec.kind == "text":
-        raise InvalidInput(f"v2 explains image models; explain texts with POST /v1/models/{spec.name}/explain", field)
+    if spec.kind == "causal_lm":
+        return validated(CausalExplainParameter, raw, "parameters.explain")
+    parsed = validated(ExplainParameter, raw, "parameters.explain")
+    if spec.kind == "text" and parsed.output.reduce == "none":
+        # `scores` is [N, T]: one number per token, not the embedding's D.
+        raise InvalidInput("a text's scores are one per token: reduce with sum, sum_abs, max_abs or l2",
+                           "parameters.explain.output.reduce")  # fmt: skip
+    return parsed
+
+
+def generate_parameter(raw: dict | str | None, spec: ModelSpec) -> GenerateOptions | None:
+    if raw is None:
+        return None
+    if spec.kind != "causal_lm":
+        where = "parameters.generate"
+        raise InvalidInput(f"is for causal language models; {spec.name!r} is not one (kind {spec.kind!r})", where)
+    return validated(GenerateOptions, raw, "parameters.generate")
+
+
+def validated(schema: type[Model], raw: dict | str, field: str) -> Model:
+    """A parameter as its schema, given as an object or as the same object in a JSON string."""
     try:
-        return (
-            ExplainParameter.model_validate_json(raw) if isinstance(raw, str) else ExplainParameter.model_validate(raw)
-        )
+        return schema.model_validate_json(raw) if isinstance(raw, str) else schema.model_validate(raw)
     except ValidationError as exc:
         raise invalid(exc, field) from None
 
 
 def requested_outputs(request: InferenceRequest, spec: ModelSpec, explained: bool) -> list[tuple[str, bool]]:
     available = [t.name for t in signature.outputs(spec, explained)]
+    listed = {t.name for t in signature.listed(spec)}
     default = request.parameters.binary_data_output
     if request.outputs is None:
         return [(name, default) for name in available]
     out: list[tuple[str, bool]] = []
     for i, wanted in enumerate(request.outputs):
-        if wanted.name == "saliency" and not explained and spec.kind != "text":
-            raise InvalidInput("output 'saliency' needs the `explain` parameter", f"outputs.{i}.name")
+        if wanted.name in listed and wanted.name not in available:
+            # A causal LM's generation tensors (token_ids) are not an explanation's (answer_ids).
+            needs = "comes without" if explained else "needs"
+            raise InvalidInput(f"output {wanted.name!r} {needs} the `explain` parameter", f"outputs.{i}.name")
         if wanted.name not in available:
             raise InvalidInput(
                 f"model {spec.name!r} has no output {wanted.name!r}; it has: {', '.join(available)}",

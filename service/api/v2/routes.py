@@ -62,7 +62,7 @@ def server_metadata() -> ServerMetadata:
 
 @router.get("/models/{name}", responses=RESPONSES)
 def model_metadata(name: str, services: ServicesDep) -> ModelMetadata:
-    """The model's inputs (send one of them) and outputs; `saliency` comes with the `explain` parameter."""
+    """The model's inputs (send one of them) and outputs; `saliency` and `scores` come with `explain`."""
     return signature.metadata(services.pool.spec(name))
 
 
@@ -102,7 +102,7 @@ def model_ready(name: str, request: Request, services: ServicesDep) -> Response:
     response_class=Response,
 )
 async def infer(name: str, request: Request, services: ServicesDep) -> Response:
-    """Logits and probabilities; with the `explain` parameter, saliency maps too."""
+    """Logits and probabilities (a text's tokens; a causal LM's continuation); with `explain`, saliency too."""
     label(request, model=name, method="")
     spec = services.pool.spec(name)
     settings = services.settings

@@ -67,6 +67,18 @@ class ExplainParameter(Strict):
     output: SaliencyOutput = Field(default_factory=SaliencyOutput)
 
 
+class CausalExplainParameter(Strict):
+    """The `explain` parameter for a causal language model: one method over each answer token, as v1's."""
+
+    method: MethodSpec = Field("gradient", description='A method name, or {"name": ..., **parameters}.')
+    target: StrictStr | list[StrictStr] = Field(
+        "predicted",
+        description='The continuation to explain (one for every prompt, or a list of one per prompt); "predicted" '
+        "(the default): the model's own answer, generated with parameters.generate.",
+    )
+    include_generated: StrictBool = Field(False, description="Score the earlier answer tokens too.")
+
+
 class RequestParameters(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
@@ -77,8 +89,14 @@ class RequestParameters(BaseModel):
     # Checked as ExplainParameter by the route, so that its errors name their field from the request's root.
     explain: dict[str, Any] | StrictStr | None = Field(
         None,
-        description="Add a `saliency` output: an ExplainParameter object (method, target, objective, output), "
-        "or the same object as a JSON string.",
+        description="Add a `saliency` (texts: `scores`) output: an ExplainParameter object (method, target, "
+        "objective, output), or the same object as a JSON string. Causal language models: a "
+        "CausalExplainParameter (method, target, include_generated), which explains their answers.",
+    )
+    generate: dict[str, Any] | StrictStr | None = Field(
+        None,
+        description="Causal language models: how to generate (v1's generate: max_new_tokens, do_sample, "
+        "temperature, top_p, seed), as an object or a JSON string; the model's defaults where left out.",
     )
 
 
@@ -96,7 +114,7 @@ class ResponseOutput(BaseModel):
     shape: list[int]
     datatype: str
     parameters: Parameters | None = None
-    data: list[float] | None = None
+    data: list[float | str] | None = Field(None, description="Row-major elements; BYTES as strings.")
 
 
 class InferenceResponse(BaseModel):

@@ -1,4 +1,4 @@
-"""Protocol tensors <-> numpy: JSON `data` and binary data, for the BYTES and FP32 datatypes.
+"""Protocol tensors <-> numpy: JSON `data` and binary data, for the BYTES and FP32 datatypes (and INT64 out).
 
 Binary data is little-endian and row-major without padding; a BYTES element is a uint32 length and then its
 bytes (Triton's binary tensor data extension). Every mismatch between a tensor's shape and its data is the
@@ -7,6 +7,7 @@ client's error, named by the tensor.
 
 from __future__ import annotations
 
+import base64
 import math
 import struct
 from typing import Any
@@ -85,7 +86,10 @@ def floats_from_json(data: list[Any], count: int, name: str) -> np.ndarray:
 
 
 def output(name: str, values: np.ndarray, binary: bool) -> tuple[dict[str, Any], bytes | None]:
-    """A $response_output for FP32 `values` (INT64 for integer arrays), and its binary data when asked for."""
+    """A $response_output for FP32 `values` (INT64 for integer arrays, BYTES for an object array of strings),
+    and its binary data when asked for."""
+    if values.dtype == object:
+        return strings_output(name, values, binary)
     integer = values.dtype.kind in "iu"
     values = np.ascontiguousarray(values, dtype="<i8" if integer else FP32)
     tensor: dict[str, Any] = {"name": name, "datatype": "INT64" if integer else "FP32", "shape": list(values.shape)}
@@ -95,3 +99,21 @@ def output(name: str, values: np.ndarray, binary: bool) -> tuple[dict[str, Any],
         return tensor, data
     tensor["data"] = values.reshape(-1).tolist()
     return tensor, None
+
+
+def strings_output(name: str, values: np.ndarray, binary: bool) -> tuple[dict[str, Any], bytes | None]:
+    """BYTES: JSON strings, or in binary each element's UTF-8 bytes after their uint32 length."""
+    items = [str(item) for item in values.reshape(-1)]
+    tensor: dict[str, Any] = {"name": name, "datatype": "BYTES", "shape": list(values.shape)}
+    if not binary:
+        tensor["data"] = items
+        return tensor, None
+    data = b"".join(LENGTH.pack(len(encoded)) + encoded for encoded in (item.encode() for item in items))
+    tensor["parameters"] = {"binary_data_size": len(data)}
+    return tensor, data
+
+
+def array_of(encoded: dict[str, Any]) -> np.ndarray:
+    """A map as the codecs encode it for every protocol (service/codecs/arrays.py), as float32."""
+    assert encoded["dtype"] == "float32"
+    return np.frombuffer(base64.b64decode(encoded["data"]), dtype="<f4").reshape(encoded["shape"])

@@ -66,6 +66,7 @@ class TextCodec(Codec):
             items.append(
                 {
                     "text": text,
+                    "ids": ids[i, :length].tolist(),
                     "tokens": loaded.tokenizer.convert_ids_to_tokens(ids[i, :length].tolist()),
                     "offsets": encoded["offset_mapping"][i, :length].tolist(),
                     "special": encoded["special_tokens_mask"][i, :length].bool().tolist(),

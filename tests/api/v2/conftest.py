@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from causal_lms import write_lm
 from PIL import Image
 from servers import serving
 
@@ -33,9 +34,10 @@ class Live:
 
 @pytest.fixture(scope="package")
 def live_server(tmp_path_factory) -> Iterator[Live]:
-    """The demo `shapes` CNN (trained weights, 96x96) and a ViT of the demo's shape (random weights) served by a
-    real server process."""
+    """The demo `shapes` CNN (trained weights, 96x96), a ViT of the demo's shape (random weights) and the tiny
+    GPT-2 `tiny-lm` (loaded on its first request) served by a real server process."""
     folder = tmp_path_factory.mktemp("v2-live")
+    lm = write_lm(folder).read_text()  # its directory beside the TOML, which is written again below
     config = folder / "models.toml"
     config.write_text(
         "[[models]]\n"
@@ -50,7 +52,7 @@ def live_server(tmp_path_factory) -> Iterator[Live]:
         'target_layer = "block4"\n'
         # A transformer beside it (random weights): the attention methods through parameters.explain.
         '[[models]]\nname = "vit"\narchitecture = "python:service.demo.vit:shapes_vit"\nnum_classes = 4\n'
-        "input_size = [96, 96]\n"
+        "input_size = [96, 96]\n" + lm
     )
     log, args, env = folder / "server.log", ["--config", str(config)], {**os.environ, "SALIENCY_DEVICE": "cpu"}
     with serving(args, env, log, ready_path="/v2/health/ready", startup_s=STARTUP_SECONDS, stop_s=None) as (_, url):

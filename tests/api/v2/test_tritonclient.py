@@ -194,3 +194,28 @@ def test_errors_raise_with_the_servers_message(client, demo_images):
     with pytest.raises(InferenceServerException) as metadata:
         client.get_model_metadata("no-such-model")
     assert metadata.value.status() == "404"
+
+
+def test_a_causal_lm_generates_as_v1_does(client, live_server):
+    prompts = ["the cat sat on the", "a dog"]
+    tensor = triton.InferInput("texts", [len(prompts)], "BYTES")
+    tensor.set_data_from_numpy(np.array([p.encode() for p in prompts], dtype=object))
+    generate = {"max_new_tokens": 4, "do_sample": True, "temperature": 2.0, "seed": 3}
+    result = client.infer("tiny-lm", [tensor], parameters={"generate": generate})
+    token_ids, text = result.as_numpy("token_ids"), result.as_numpy("text")
+    assert token_ids.dtype == np.int64 and token_ids.shape[0] == 2 and text.shape == (2,)
+    assert result.get_response()["parameters"]["generate"]["seed"] == 3
+    with httpx.Client(base_url=live_server.url, timeout=120) as http:
+        v1 = http.post("/v1/models/tiny-lm/predict", json={"texts": prompts, "generate": generate}).json()
+    for i, res in enumerate(v1["results"]):
+        ids = [t["id"] for t in res["continuation"]["tokens"]]
+        assert token_ids[i, : len(ids)].tolist() == ids and (token_ids[i, len(ids) :] == -1).all()
+        assert text[i].decode() == res["continuation"]["text"]  # binary BYTES come back as bytes
+    # JSON outputs read the same.
+    outputs = [triton.InferRequestedOutput(name, binary_data=False) for name in ("text", "log_probs")]
+    as_json = client.infer("tiny-lm", [tensor], outputs=outputs, parameters={"generate": generate})
+    assert [t.decode() if isinstance(t, bytes) else t for t in as_json.as_numpy("text")] == [t.decode() for t in text]
+    np.testing.assert_array_equal(as_json.as_numpy("log_probs"), result.as_numpy("log_probs"))
+    with pytest.raises(InferenceServerException) as refused:
+        client.infer("tiny-lm", [tensor], parameters={"generate": {"temperature": 0}})
+    assert refused.value.status() == "400" and "parameters.generate.temperature" in refused.value.message()
