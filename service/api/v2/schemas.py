@@ -49,8 +49,14 @@ class RequestOutput(Loose):
 
 
 class SaliencyOutput(Strict):
-    reduce: Reduce | None = Field(None, description="Over channels; default max_abs; none keeps [N, C, H, W].")
-    normalize: Normalize | None = Field(None, description="Per image; default minmax ([0, 1]).")
+    reduce: Reduce | None = Field(
+        None,
+        description="Images: over channels, default max_abs, none keeps [N, C, H, W]. Texts: over the embedding, "
+        "default sum for methods that multiply by the input, else l2; none is refused.",
+    )
+    normalize: Normalize | None = Field(
+        None, description="Per input; default minmax ([0, 1]) for images, percentile ([-1, 1], signed) for texts."
+    )
 
 
 class ExplainParameter(Strict):
