@@ -42,7 +42,7 @@ class Metrics:
         )
         self.images = Counter(
             "saliency_images_explained_total",
-            "Images explained.",
+            "Inputs explained: images, texts and prompts (the name is kept for existing dashboards).",
             ("model", "method"),
             registry=self.registry,
         )
