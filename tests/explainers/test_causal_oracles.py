@@ -28,8 +28,8 @@ def client(tmp_path_factory):
         yield test_client
 
 
-def ours(client, method, include_generated: bool = False) -> list[dict]:
-    body = {"texts": PROMPTS, "target": TARGETS, "method": method, "output": {"reduce": "sum"}}
+def ours(client, method, include_generated: bool = False, reduce: str = "sum") -> list[dict]:
+    body = {"texts": PROMPTS, "target": TARGETS, "method": method, "output": {"reduce": reduce}}
     response = client.post("/v1/models/tiny-lm/explain", json={**body, "include_generated": include_generated})
     assert response.status_code == 200, response.text
     return response.json()["results"]
@@ -75,6 +75,34 @@ def test_every_method_equals_captums_llm_attribution(client, method, kwargs):
         np.testing.assert_allclose(got, expected.token_attr.numpy(), rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(explanation["answer_scores"], expected.seq_attr.numpy(), rtol=1e-4, atol=1e-6)
         assert np.abs(got).max() > 0
+
+
+def test_gradient_per_dimension_equals_captums_layer_gradient(client):
+    """Summed over the embedding (LLMGradientAttribution's convention) a GPT-2's gradient is ~0 (1e-7 here):
+    every path from the embedding passes a LayerNorm, which ignores a shift along (1, ..., 1). So the check
+    above compares rounding noise; this one compares the gradient's L2 norm over the embedding, the service's
+    default for gradient, with Captum's LayerGradientXActivation (no input factor) per dimension, for each
+    answer token's log-probability under teacher forcing, as LLMGradientAttribution sets it up."""
+    import torch
+
+    model, tok = gpt2(), tokenizer()
+    for prompt, target, result in zip(PROMPTS, TARGETS, ours(client, "gradient", reduce="l2"), strict=True):
+        p, a = tok(prompt)["input_ids"], tok(target, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p + a])
+        expected = []
+        for j, token in enumerate(a):
+
+            def log_p(x: torch.Tensor, at: int = len(p) + j - 1, token: int = token) -> torch.Tensor:
+                return model(x).logits.log_softmax(-1)[:, at, token]
+
+            per_dimension = captum_attr.LayerGradientXActivation(
+                log_p, model.get_input_embeddings(), multiply_by_inputs=False
+            ).attribute(ids)
+            expected.append(per_dimension[0, : len(p)].norm(dim=-1).detach().numpy())
+        got = np.array(result["explanations"][0]["scores"])
+        scale = np.abs(expected).max()
+        assert scale > 1e-3  # not rounding noise
+        np.testing.assert_allclose(got, np.array(expected), rtol=1e-4, atol=1e-6 * scale)
 
 
 def test_the_answers_log_probabilities_are_the_models_teacher_forced_ones(client):
