@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     memory_budget_bytes: int = Field(
         2 * 2**30, ge=2**20, description="Lowers chunk_size so one pass's activations fit in this many bytes."
     )
+    max_kv_cache_bytes: int = Field(
+        512 * 2**20,
+        ge=0,
+        description="KV cache one generation may hold (service/models/kv_cache.py); a generation whose cache would "
+        "grow past it recomputes every step instead (the same tokens, slower). 0: never cache.",
+    )
     max_passes_per_image: int = Field(1100, ge=1, description="Caps steps, samples and occlusion windows.")
     # Admission, before any pixel is decoded; 413 beyond. Passes: service/core/rows.py; memory from the image
     # headers: service/codecs/image/admission.py.

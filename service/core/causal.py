@@ -77,8 +77,8 @@ async def generated(services, loaded: LoadedModel, prompts: list[Tokenized], how
 
     def build() -> list[Plan]:
         ids = [p.ids for p in prompts]
-        kv_cache = loaded.spec.generation.kv_cache
-        return [generation_plan(module, ids, how, tokenizer.eos_token_id, pad_id(tokenizer), kv_cache)]
+        budget = services.settings.max_kv_cache_bytes if loaded.spec.generation.kv_cache else 0
+        return [generation_plan(module, ids, how, tokenizer.eos_token_id, pad_id(tokenizer), budget)]
 
     rows = len(prompts) * how.max_new_tokens
     (out,) = await services.runner.submit(loaded, module, build, "logit", rows, progress, seat)

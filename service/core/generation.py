@@ -87,14 +87,20 @@ def pick(log_probs: Tensor, how: Generation, generator: torch.Generator) -> Tens
 
 
 def generation_plan(
-    module: CausalLM, prompts: list[list[int]], how: Generation, eos: int | None, pad: int, kv_cache: bool = True
+    module: CausalLM,
+    prompts: list[list[int]],
+    how: Generation,
+    eos: int | None,
+    pad: int,
+    kv_cache_bytes: int = 2**62,
 ) -> Plan:
-    """Each prompt's continuation (list[Continuation]); rows are built on the device thread (here). With
-    `kv_cache` a step's row is the token just chosen, over the past its plan keeps (models/kv_cache.py)."""
+    """Each prompt's continuation (list[Continuation]); rows are built on the device thread (here). With a
+    `kv_cache_bytes` budget a step's row is the token just chosen, over the past its plan keeps
+    (models/kv_cache.py); a cache that would outgrow it is dropped after the first pass. 0: no cache."""
     device = next(module.parameters()).device
     generator = torch.Generator().manual_seed(how.seed)
     out = [Continuation() for _ in prompts]
-    store = KVStore() if kv_cache else None
+    store = KVStore() if kv_cache_bytes > 0 else None
     for step in range(how.max_new_tokens):
         going = [i for i, c in enumerate(out) if c.finish != "eos"]
         if not going:
@@ -116,6 +122,9 @@ def generation_plan(
                 out[i].finish = "eos"
                 if store is not None:
                     store.drop(i)
+        final = sum(len(p) + how.max_new_tokens for p in prompts)
+        if store is not None and step == 0 and store.bytes_per_position() * final > kv_cache_bytes:
+            store = None  # recompute from here on: exact, and memory stays a pass's
     return out
 
 

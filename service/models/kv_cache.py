@@ -11,7 +11,9 @@ row of a step costs one token's forward instead of the sequence's.
 
 The cache is the transformers model's own (`DynamicCache`, per layer keys and values (N, heads, S, head
 dim)). A model whose forward does not take `cache`, `position_ids` and a mask over past and new tokens
-this way can turn it off: `[models.generation] kv_cache = false` (every step recomputes the sequence).
+this way can turn it off: `[models.generation] kv_cache = false` (every step recomputes the sequence). A
+generation whose cache would grow past SALIENCY_MAX_KV_CACHE_BYTES (known after its first pass: the bytes of
+a position times every sequence's final length) drops it and recomputes, so the cache never holds more.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class KVStore:
 
     def drop(self, sequence: int) -> None:
         self.past.pop(sequence, None)
+
+    def bytes_per_position(self) -> int:
+        """What one token's keys and values take, over every layer (0 before the first pass)."""
+        for past in self.past.values():
+            return sum(k[:, :1].nbytes + v[:, :1].nbytes for k, v in past)
+        return 0
 
 
 def cached_logits(model: Any, rows: Tensor) -> tuple[Tensor, Tensor]:

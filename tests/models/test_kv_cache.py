@@ -30,9 +30,10 @@ def ids(texts: list[str]) -> list[list[int]]:
     return tokenizer()(texts)["input_ids"]
 
 
-def generate(module: CausalLM, how: Generation, kv: bool, chunk_size: int = 64) -> list:
+def generate(module: CausalLM, how: Generation, kv: bool, chunk_size: int = 64, budget: int = 2**30) -> list:
     # One plan per prompt, so that the passes mix rows of several stores at different steps.
-    built = [generation_plan(module, [p], how, eos=1, pad=0, kv_cache=kv) for p in ids(PROMPTS)]
+    budget = budget if kv else 0
+    built = [generation_plan(module, [p], how, eos=1, pad=0, kv_cache_bytes=budget) for p in ids(PROMPTS)]
     return [out[0] for out in run(module, built, chunk_size=chunk_size)]
 
 
@@ -46,6 +47,29 @@ def test_cached_generation_is_the_recomputed_one():
     # Passes of one row each give the same as passes holding every prompt's row.
     one_by_one = generate(module, Generation(10, True, 1.3, 0.9, 7), True, chunk_size=1)
     assert [c.ids for c in one_by_one] == [c.ids for c in cached]
+
+
+def test_a_cache_over_its_budget_is_dropped_after_the_first_pass():
+    """GPT-2 here: 2 layers x (keys + values) x 16 floats = 256 bytes a position."""
+    module = wrapped()
+    how = Generation(6, False, 1.0, 1.0, 0)
+    (prompt,) = ids(PROMPTS[:1])
+    for budget, cached_steps in ((256 * (len(prompt) + 6), 6), (256 * (len(prompt) + 6) - 1, 1)):
+        plan = generation_plan(module, [prompt], how, eos=None, pad=0, kv_cache_bytes=budget)
+        kinds = []
+        rows = next(plan)
+        try:
+            while True:
+                kinds.append(rows.cached)
+                x, _ = rows.make(0, rows.count)
+                with torch.inference_mode():
+                    logits = module.cached(x) if rows.cached else module(x)
+                rows.consume(0, rows.count, plans.PassOutput(logits, torch.zeros(1), torch.zeros(1)))
+                rows = plan.send(None)
+        except StopIteration as done:
+            (continuation,) = done.value
+        assert kinds == [True] * cached_steps + [False] * (6 - cached_steps)
+        assert continuation.ids == generate(module, how, False)[0].ids
 
 
 def test_a_pass_mixes_a_long_past_with_a_whole_new_prompt():
@@ -74,7 +98,7 @@ def test_the_cache_goes_with_its_plan():
     gc.collect()
     assert len(kv_cache._stores) == before
     # An abandoned generation (a dropped request) frees its cache too.
-    plan = generation_plan(module, ids(PROMPTS[:1]), Generation(6, False, 1.0, 1.0, 0), 1, 0)
+    plan = generation_plan(module, ids(PROMPTS[:1]), Generation(6, False, 1.0, 1.0, 0), 1, 0, 2**30)
     rows = next(plan)
     assert len(kv_cache._stores) == before + 1
     with torch.inference_mode():
