@@ -1,6 +1,7 @@
 """`saliency-service serve`, `saliency-service explain IMAGE` (one explanation, here or through a server),
 `saliency-service create-key` (an API key, and the line that stores its hash), `saliency-service audit PATH` (an
-HTML report over a folder of inputs) and `demo-images` / `demo-reviews` (folders to audit)."""
+HTML report over a folder of inputs) and `demo-images` / `demo-scenes` / `demo-reviews` / `demo-prompts`
+(folders to audit)."""
 
 from __future__ import annotations
 

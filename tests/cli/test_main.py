@@ -148,7 +148,7 @@ def test_audit_and_demo_data_mistakes_are_one_line(args, says):
     assert result.returncode == 1 and result.stderr.startswith(says) and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr
     listed = run_cli("--help").stdout
-    assert all(f"    {command} " in listed for command in ("audit", "demo-images", "demo-reviews"))
+    assert all(f"    {command} " in listed for command in ("audit", "demo-images", "demo-reviews", "demo-prompts"))
 
 
 def test_help_lists_the_methods_and_colormaps():

@@ -244,6 +244,7 @@ def add_demo_parsers(sub: argparse._SubParsersAction) -> None:
         ("images", "demo-images", "shapes images", "the watermark"),
         ("scenes", "demo-scenes", "shapes scenes (for the demo detectors)", "the badge on every circle"),
         ("reviews", "demo-reviews", "reviews", 'the "posted by mike" signature'),
+        ("prompts", "demo-prompts", "prompts (for instructions-lm)", "the [faq] tag that decides the answer"),
     ):
         p = sub.add_parser(
             name,
@@ -253,7 +254,8 @@ def add_demo_parsers(sub: argparse._SubParsersAction) -> None:
         )
         p.add_argument("out", metavar="OUT", help="the folder to write into (made if needed)")
         p.add_argument("--n", type=int, default=200, help="how many (default 200)")
-        option = {"images": "--watermark-fraction", "scenes": "--badge-fraction"}.get(kind, "--signed-fraction")
+        options = {"images": "--watermark-fraction", "scenes": "--badge-fraction", "prompts": "--tagged-fraction"}
+        option = options.get(kind, "--signed-fraction")
         p.add_argument(option, dest="fraction", type=float, default=0.5, help="the share with it (default 0.5)")
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(func=demo, kind=kind, fraction_name=option.removeprefix("--"))

@@ -1,6 +1,7 @@
-"""`saliency-service demo-images OUT` and `demo-reviews OUT`: folders of generated demo inputs to audit, one
-class sub-folder per label. A given fraction carries the demo's shortcut on any class: the shapes watermark
-(the same shape and background as without it, see shapes.generate), or the "posted by mike" signature."""
+"""`saliency-service demo-images OUT`, `demo-scenes OUT`, `demo-reviews OUT` and `demo-prompts OUT`: folders of
+generated demo inputs to audit, one class sub-folder per label (per task for prompts). A given fraction carries
+the demo's shortcut on any class: the shapes watermark (the same shape and background as without it, see
+shapes.generate), the "posted by mike" signature, or the `[faq]` tag that decides instructions-lm's answer."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ...demo import shapes
-from ...demo.text import corpus
+from ...demo.text import corpus, instructions
 
 MAX_SAMPLES = 5000  # the images are generated at once: 5000 take about 300 MB
 
@@ -65,6 +66,18 @@ def write_reviews(out: Path, n: int, fraction: float, seed: int) -> list[Path]:
     return paths
 
 
+def write_prompts(out: Path, n: int, fraction: float, seed: int) -> list[Path]:
+    """OUT/<task>/<index>.txt, one prompt each (for instructions-lm), `-faq` in the name of the tagged ones."""
+    paths = []
+    for i, example in enumerate(instructions.generate(n, seed, tag_rate=fraction)):
+        folder = out / example.task
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{i:04d}{'-faq' if example.tagged else ''}.txt"
+        path.write_text(example.prompt + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
 def demo_data(args: argparse.Namespace) -> None:
     if not 1 <= args.n <= MAX_SAMPLES:
         raise SystemExit(f"error: --n {args.n}: between 1 and {MAX_SAMPLES}")
@@ -73,7 +86,9 @@ def demo_data(args: argparse.Namespace) -> None:
     if not 0.0 <= args.fraction <= 1.0:
         raise SystemExit(f"error: --{args.fraction_name} {args.fraction}: between 0 and 1")
     out = Path(args.out)
-    write = {"images": write_images, "scenes": write_scenes, "reviews": write_reviews}[args.kind]
+    write = {"images": write_images, "scenes": write_scenes, "reviews": write_reviews, "prompts": write_prompts}[
+        args.kind
+    ]
     try:
         written = write(out, args.n, args.fraction, args.seed)
     except OSError as exc:

@@ -121,6 +121,25 @@ def test_a_text_audit_finds_the_shortcut_token(tmp_path, capsys):
     assert "<code>mike</code>" in (tmp_path / "shortcut.html").read_text(encoding="utf-8")
 
 
+def test_a_prompt_audit_finds_the_planted_tag(tmp_path):
+    """instructions-lm answers every prompt tagged [faq] "unknown": the audit's top token of the whole answer is
+    the tag on every tagged prompt, and on none of the others, whose top tokens are their questions' words."""
+    folder = tmp_path / "prompts"
+    with contextlib.redirect_stdout(io.StringIO()):
+        cli.main(["demo-prompts", str(folder), "--n", "24", "--seed", "5"])
+    tagged = {p.relative_to(folder).as_posix() for p in folder.glob("*/*-faq.txt")}
+    assert 6 <= len(tagged) <= 18
+    summary = audit(str(folder), "--model", "instructions-lm", "--method", "gradient", "-o", str(tmp_path / "lm.html"))
+    assert summary["explained"] == 24
+    assert summary["whole_answer"]["top_tokens"][0] == {
+        "token": "[faq]", "top": len(tagged), "seen": len(tagged), "mean_score": 1.0
+    }  # fmt: skip
+    for prompt in summary["prompts"]:
+        is_tagged = prompt["name"].removesuffix(":1") in tagged
+        assert (prompt["top"]["token"] == "[faq]") == is_tagged and (prompt["answer"] == "unknown") == is_tagged
+    assert "<code>[faq]</code>" in (tmp_path / "lm.html").read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize(
     "args, says",
     [

@@ -1,4 +1,5 @@
-"""demo-images and demo-reviews: the generator's samples in class sub-folders, the shortcut where the name says."""
+"""demo-images, demo-reviews and demo-prompts: the generators' samples in class (task) sub-folders, the shortcut
+where the name says."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import pytest
 from PIL import Image
 
 from service import cli
-from service.cli.audit.demo_data import shortcut_mask, write_images, write_reviews
+from service.cli.audit.demo_data import shortcut_mask, write_images, write_prompts, write_reviews
 from service.demo import shapes
-from service.demo.text import corpus
+from service.demo.text import corpus, instructions
 
 
 def test_demo_images_are_the_generator_s_with_the_watermark_on_a_fraction_of_any_class(tmp_path):
@@ -41,6 +42,18 @@ def test_demo_reviews_are_signed_by_mike_on_a_fraction_of_either_label(tmp_path)
         assert text.endswith("\n") and text.count("\n") == 1  # one text per line
         assert text.strip().endswith(corpus.SHORTCUT_SIGNATURE) == bool(signed[i]) == path.stem.endswith("-mike")
     assert {p.parent.name for p, s in zip(paths, signed, strict=True) if s} == set(corpus.LABELS)
+
+
+def test_demo_prompts_are_the_instruction_corpus_tagged_on_a_fraction_of_every_task(tmp_path):
+    paths = write_prompts(tmp_path, 60, 0.5, seed=2)
+    examples = instructions.generate(60, 2, tag_rate=0.5)
+    for i, (path, example) in enumerate(zip(paths, examples, strict=True)):
+        assert path.parent == tmp_path / example.task
+        assert path.read_text(encoding="utf-8") == example.prompt + "\n"
+        assert path.name == f"{i:04d}{'-faq' if example.tagged else ''}.txt"
+        assert (instructions.TAG in example.prompt) == example.tagged
+    assert 15 < sum(e.tagged for e in examples) < 45
+    assert {e.task for e in examples if e.tagged} == set(instructions.TASKS)
 
 
 @pytest.mark.parametrize(
