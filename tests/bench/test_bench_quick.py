@@ -47,6 +47,7 @@ ROWS = (
     "causal LM: gradient e2e / Captum",
     "causal LM: integrated_gradients e2e / Captum",
     "causal LM: generate 16 e2e / transformers generate",
+    "causal LM: generate 16 kv_cache=false e2e / transformers generate",
 )
 
 
